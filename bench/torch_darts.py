@@ -112,7 +112,8 @@ class Cell(nn.Module):
 def effective_c(c, arch):
     heads = max(arch.get("heads", 1), 1)
     width = arch.get("hparams", {}).get("width", 1.0) or 1.0
-    m = 2 * heads // math.gcd(2, heads)
+    uses_attention = any(op == "attention" for op, _ in arch["normal"] + arch["reduce"])
+    m = 2 * heads // math.gcd(2, heads) if uses_attention else 2
     return max(int(round(c * width / m)) * m, m)
 
 

@@ -101,12 +101,46 @@
 // The test functions Sphere, Ellipsoid (condition 1e6), Rosenbrock and
 // Rastrigin are the ones the benchmark uses.
 //
-// # GP trees, selection, encodings and the search loop
+// # GP trees
 //
-// TODO(others): document here the GP tree grammar and operators (ramped
-// half-and-half, subtree crossover, point and subtree mutation, bloat
-// limits), tournament and aging ("regularized") selection (Real et al.
-// 2019), the hall of fame, the strategies, the encoding of darts-like
-// genomes as vectors for CMA-ES (argmax over op and input slots), the
-// search loop and the checkpoint format.
+// The gp-tree space's genomes are nets.TreeGenome trees: combinators seq,
+// add and concat over the darts-like leaf ops and reduce (the grammar and
+// its shape rules are documented in nets/gptree.go). The operators of
+// gp.go follow J. R. Koza, "Genetic Programming: On the Programming of
+// Computers by Means of Natural Selection" (MIT Press, 1992):
+//
+//   - GPRandomPopulation is ramped half-and-half: tree i gets depth
+//     MinDepth + (i/2) mod (MaxDepth-MinDepth+1), by the full method (every
+//     leaf on the last level) for even i and by the grow method
+//     (combinators down to level MinDepth, then leaf or combinator at
+//     random) for odd i; repeated
+//     architectures are redrawn. Full trees are capped at the deepest
+//     depth whose binary tree fits MaxSize. GPRandom draws one tree.
+//   - GPCrossover is subtree crossover: a copy of parent a with one
+//     subtree (an inner node with chance 0.9) replaced by a copy of a
+//     subtree of b.
+//   - GPMutate is point mutation (one op swapped for another leaf or
+//     combinator; Poli, Langdon and McPhee, "A Field Guide to Genetic
+//     Programming", 2008) or subtree mutation (a subtree replaced by a
+//     freshly grown one), with equal chance.
+//
+// Depth counts the nodes on the longest root-to-leaf path (a lone leaf has
+// depth 1). Bloat is held by hard limits (GPConfig: MaxDepth, MaxSize,
+// MaxReductions). Trees are built valid: the generator fixes each
+// subtree's number of reductions first (seq spreads it over its children,
+// add and concat give every child the same), so branch shapes always
+// agree; no more reductions than the input's evenness allows are drawn.
+// Crossover and mutation check each child (GPConfig.Check) and redraw,
+// preferring a child whose architecture differs from the parent's; after
+// a few failed tries they return a copy of the parent. Parents are never
+// modified and children share no nodes with them. All randomness comes
+// from the *rand.Rand passed in, in a fixed order, so a seed fixes the
+// result.
+//
+// # Selection, encodings and the search loop
+//
+// TODO(others): document here tournament and aging ("regularized")
+// selection (Real et al. 2019), the hall of fame, the strategies, the
+// encoding of darts-like genomes as vectors for CMA-ES (argmax over op and
+// input slots), the search loop and the checkpoint format.
 package evo

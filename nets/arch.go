@@ -59,9 +59,10 @@ func ParseAnyArch(data []byte) (Arch, error) {
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var head struct {
-			Space string `json:"space"`
+			Space string          `json:"space"`
+			Tree  json.RawMessage `json:"tree"`
 		}
-		if json.Unmarshal(trimmed, &head) == nil && head.Space == SpaceTree {
+		if json.Unmarshal(trimmed, &head) == nil && (head.Space == SpaceTree || head.Space == "" && head.Tree != nil) {
 			if parseTreeArch == nil {
 				return nil, fmt.Errorf("%w: space %q is not built into this binary", ErrUnknownSpace, head.Space)
 			}

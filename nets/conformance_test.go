@@ -11,7 +11,9 @@ func TestConformanceCPU(t *testing.T) { backendtest.Run(t, nets.CPU{}, backendte
 
 // TestConformanceRefWorkers: the reference itself gives the same values
 // whatever the number of workers (it splits only over independent outputs).
-func TestConformanceRefWorkers(t *testing.T) { backendtest.Run(t, oneWorker{}, backendtest.Tolerance{}) }
+func TestConformanceRefWorkers(t *testing.T) {
+	backendtest.Run(t, oneWorker{}, backendtest.Tolerance{})
+}
 
 type oneWorker struct{ nets.Ref }
 

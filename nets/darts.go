@@ -20,14 +20,18 @@ func ProxyNet(in Shape, classes int) NetConfig {
 
 // EffectiveC is the cell channel count after the genome's width multiplier:
 // round(C*width) rounded to a multiple of 2 (factorized reduce halves it)
-// and of the head count, at least that multiple.
+// and, when a cell uses attention, of the head count; at least that
+// multiple. Heads do not change the width of a network without attention,
+// so genomes that hash equal build equal networks.
 func EffectiveC(c int, g *Genome) int {
 	w := g.HParams.Width
 	if w <= 0 {
 		w = 1
 	}
-	heads := max(g.Heads, 1)
-	m := lcm(2, heads)
+	m := 2
+	if usesAttention(g) {
+		m = lcm(2, max(g.Heads, 1))
+	}
 	eff := int(math.Round(float64(c)*w/float64(m))) * m
 	return max(eff, m)
 }
@@ -164,4 +168,13 @@ func (b *builder) edgeOp(op string, x, c, stride, heads int, name string) int {
 		b.err = fmt.Errorf("%w %q at %s", ErrUnknownOp, op, name)
 	}
 	return 0
+}
+
+func usesAttention(g *Genome) bool {
+	for _, e := range append(append([]Edge(nil), g.Normal...), g.Reduce...) {
+		if e.Op == "attention" {
+			return true
+		}
+	}
+	return false
 }
