@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/nets"
 )
@@ -49,13 +50,14 @@ func checkDevice(c *ucli.Context) error {
 	case "cpu":
 		return nil
 	case "cuda":
-		return fmt.Errorf("--device cuda: %w", errNoCUDA)
+		if !cuda.Available() {
+			return fmt.Errorf("--device cuda: %w", cuda.ErrNoCUDA)
+		}
+		return fmt.Errorf("--device cuda: GPU training is not in this version yet; use --device cpu")
 	default:
 		return usagef("--device %q: unknown device (valid: cpu, cuda)", d)
 	}
 }
-
-var errNoCUDA = errors.New("this evosearch binary was built without CUDA support (build with -tags cuda on a machine with the CUDA toolkit; see README)")
 
 // loadData loads the --dataset from --data-dir.
 func loadData(c *ucli.Context, seed uint64) (train, test *data.Dataset, err error) {
