@@ -11,14 +11,17 @@ package cpufast
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+)
 
 // isaNames are the kernel builds, in the order of the C enum (best last).
 var isaNames = [...]string{"generic", "avx2", "avx512"}
 
 func init() {
-	// Prefer the widest build the CPU runs; see doc.go for why AVX-512 is
-	// worth it on Zen 5 rather than a clock-speed trap.
+	// Prefer the widest build the CPU runs (doc.go says why AVX-512 too).
 	for i := len(isaNames) - 1; i >= 0; i-- {
 		if C.cf_set_isa(C.int(i)) == 1 {
 			return
@@ -40,16 +43,25 @@ func SupportedISAs() []string {
 	return out
 }
 
-// setISA switches the kernel build, for tests and benchmarks that compare
-// them. It reports false if the CPU cannot run it. Not safe while kernels run.
-func setISA(name string) bool {
+// SetISA switches to the named kernel build ("generic", "avx2" or
+// "avx512"), for benchmarks that compare them or to avoid AVX-512 on a CPU
+// that slows its clock for it. It fails if the name is unknown or the CPU
+// cannot run that build. It must not be called while any kernel runs.
+func SetISA(name string) error {
 	for i, n := range isaNames {
-		if n == name {
-			return C.cf_set_isa(C.int(i)) == 1
+		if n != name {
+			continue
 		}
+		if C.cf_set_isa(C.int(i)) != 1 {
+			return fmt.Errorf("cpufast: this CPU cannot run the %q kernels (it supports %s)",
+				name, strings.Join(SupportedISAs(), ", "))
+		}
+		return nil
 	}
-	return false
+	return fmt.Errorf("cpufast: unknown kernel build %q (want one of %s)", name, strings.Join(isaNames[:], ", "))
 }
+
+func setISA(name string) bool { return SetISA(name) == nil }
 
 // fptr returns a C pointer to s[0], or nil for an empty slice.
 func fptr(s []float32) *C.float {

@@ -69,7 +69,7 @@ func (p Conv) Validate() error {
 		bad("output %dx%d is empty (input %dx%d, kernel %dx%d, pad %d, dilation %d, stride %d)",
 			oh, ow, p.H, p.W, p.KH, p.KW, p.Pad, p.Dil, p.Stride)
 	}
-	// The C side indexes with 64-bit longs; this only guards the products.
+	// The C side indexes with longs (64-bit on Linux); this guards the products.
 	const limit = 1 << 40
 	if p.N*p.C*p.H*p.W > limit || p.N*p.K*p.H*p.W > limit {
 		bad("tensor too large: N=%d C=%d K=%d H=%d W=%d", p.N, p.C, p.K, p.H, p.W)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -221,4 +222,37 @@ func mustPanic(t *testing.T, want string, f func()) {
 		}
 	}()
 	f()
+}
+
+func TestSetISA(t *testing.T) {
+	def := ISA()
+	defer setISA(def)
+	if err := SetISA("sse9"); err == nil || !strings.Contains(err.Error(), `unknown kernel build "sse9"`) {
+		t.Errorf(`SetISA("sse9") = %v, want an unknown-build error`, err)
+	}
+	for _, isa := range SupportedISAs() {
+		if err := SetISA(isa); err != nil || ISA() != isa {
+			t.Errorf("SetISA(%q) = %v, ISA() = %q", isa, err, ISA())
+		}
+	}
+	if SupportedISAs()[0] != "generic" {
+		t.Errorf("SupportedISAs() = %v, want generic first", SupportedISAs())
+	}
+}
+
+// A pointwise weight gradient whose images do not fit in one L2-sized run is
+// summed run by run, carrying the partial sums in memory between runs.
+func TestPointwiseFilterInRuns(t *testing.T) {
+	p := Conv{N: 4, C: 23, H: 31, W: 31, K: 41, KH: 1, KW: 1, Stride: 1, Pad: 0, Dil: 1, Groups: 1}
+	rng := rand.New(rand.NewPCG(9, 10))
+	nx, nw, ny := p.Sizes()
+	x, w, dy := randSlice(rng, nx), randSlice(rng, nw), randSlice(rng, ny)
+	_, want := refConvBackward(p, x, w, dy)
+	forEachISA(t, func(t *testing.T) {
+		for _, workers := range []int{1, 2} {
+			dw := make([]float32, nw)
+			ConvBackwardFilter(p, x, dy, dw, workers)
+			closeTo(t, p.String()+" backward filter, workers "+strconv.Itoa(workers), dw, want, 1e-5*float64(p.N*p.H*p.W), 1e-4)
+		}
+	})
 }

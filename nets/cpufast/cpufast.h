@@ -15,7 +15,7 @@ typedef struct {
 enum { CF_GENERIC = 0, CF_AVX2 = 1, CF_AVX512 = 2, CF_NISA = 3 };
 
 /* Thread-local scratch slots (see cf_ws). */
-enum { CF_WS_PACKA = 0, CF_WS_PACKB, CF_WS_COL, CF_WS_PLANE, CF_WS_PLANE2, CF_WS_PHASE, CF_WS_PHASE_META, CF_WS_SMALL, CF_WS_NSLOT };
+enum { CF_WS_PACKA = 0, CF_WS_PACKB, CF_WS_COL, CF_WS_PLANE, CF_WS_PLANE2, CF_WS_PHASE, CF_WS_PHASE_META, CF_WS_DOT, CF_WS_SMALL, CF_WS_NSLOT };
 
 /* One instruction-set build of every kernel. */
 typedef struct {

@@ -2,7 +2,7 @@
  * instruction set by isa_generic.c, isa_avx2.c and isa_avx512.c. Each of them
  * sets the target with #pragma GCC target and defines, before including this:
  *
- *   SFX(name)  the ISA suffix for the one exported symbol, SFX(ops)
+ *   SFX(name)  the ISA suffix for the one exported symbol, SFX(cf_ops)
  *   ISA_NAME   its name, as ISA() reports it
  *   VW         floats per GEMM vector register (4 SSE, 8 AVX2, 16 AVX-512)
  *   MR         rows of the GEMM micro-tile; its columns are NR = 2*VW
@@ -10,6 +10,9 @@
  *              panel of B stays in L1, an MC x KC block of A in L2, a
  *              KC x NC block of B in L3
  *   DM, DN     block of the dot-product kernel used for A*B^T
+ *   DWW_A      floats per vector of the depthwise kernels; DWW_B, if
+ *              defined, a narrower second width for planes whose width
+ *              is a multiple of DWW_B but not of DWW_A
  *
  * The code uses GCC vector extensions, not intrinsics: the same source then
  * becomes SSE, AVX2+FMA or AVX-512 code according to the target pragma, and
@@ -44,7 +47,8 @@ INL float hsum(vf v)
 }
 
 /* Small copies inline: at 8..32 floats a libc call per row costs more than
- * the copy, and GCC would turn a plain loop back into that call. */
+ * the copy, and GCC would turn a plain loop back into that call. The scalar
+ * tails are at most VW-1 long. */
 INL void copy_floats(float *d, const float *s, long n)
 {
 	long i = 0;
@@ -53,6 +57,17 @@ INL void copy_floats(float *d, const float *s, long n)
 	for (; i < n; i++) {
 		d[i] = s[i];
 		__asm__("" ::: "memory"); /* keep this a loop, not a memcpy call */
+	}
+}
+
+INL void zero_floats(float *d, long n)
+{
+	long i = 0;
+	for (; i + VW <= n; i += VW)
+		stu(d + i, (vf){0});
+	for (; i < n; i++) {
+		d[i] = 0;
+		__asm__("" ::: "memory"); /* keep this a loop, not a memset call */
 	}
 }
 
@@ -73,7 +88,7 @@ INL long lmax(long a, long b) { return a > b ? a : b; }
 
 /* Pack the mc x kc block of op(A) at (ic, pc) into MR-row panels: panel q
  * holds rows q*MR.., stored column by column (MR floats per k step), rows past
- * mc zero-filled so the micro-kernel never needs a row count. */
+ * mc zero-filled so the micro-kernel loop needs no row count. */
 static void pack_a(int ta, const float *A, long lda, long ic, long pc, long mc, long kc, float *ap)
 {
 	for (long ir = 0; ir < mc; ir += MR) {
@@ -144,10 +159,12 @@ static void pack_b(int tb, const float *B, long ldb, long pc, long jc, long kc, 
 
 /* The micro-kernel: an MR x NR tile of C from a packed A panel and a packed
  * B panel, accumulators in registers (MR*2 vectors), one broadcast of A and
- * two loads of B per k step. c = alpha*acc + beta*c; beta == 0 never reads c
- * (BLAS semantics: NaNs in an uninitialised C do not leak). Only the first
- * mr rows are stored: a bottom edge tile computes zero rows and drops them. */
-static void ukr(long kc, const float *restrict a, const float *restrict b,
+ * two loads of B per k step. c = alpha*acc + beta*c with beta 0 or 1;
+ * beta == 0 never reads c (BLAS semantics: NaNs in an uninitialised C do not
+ * leak). Only the first mr rows are stored: a bottom edge tile computes zero
+ * rows and drops them. noclone/noinline keep a single compiled body, so
+ * every tile, full or edge, gets exactly the same arithmetic. */
+__attribute__((noinline, noclone)) static void ukr(long kc, const float *restrict a, const float *restrict b,
                 float *restrict c, long ldc, float alpha, float beta, long mr)
 {
 	vf c0[MR], c1[MR];
@@ -190,9 +207,9 @@ static void ukr(long kc, const float *restrict a, const float *restrict b,
 }
 
 /* Right edge tiles go through the same micro-kernel on a copy of the C
- * corner, so an element's arithmetic (including where FMAs are formed in
- * alpha*acc + beta*c) does not depend on whether it sits in a full tile: that
- * is what makes SgemmParallel's pieces bit-identical to one Sgemm call. */
+ * corner, so an element's arithmetic does not depend on whether it sits in a
+ * full tile: that is what makes SgemmParallel's pieces bit-identical to one
+ * Sgemm call. */
 static void edge_tile(long kc, const float *a, const float *b, float *c, long ldc,
                       long mr, long nr, float alpha, float beta)
 {
@@ -247,9 +264,14 @@ static void gemm_packed(int ta, int tb, long m, long n, long k, float alpha,
  * arithmetic; instead each dm x dn block of C keeps dm*dn vector partial sums
  * over k and reduces them once at the end. */
 
+/* One dm x dn block of C over nb runs of k: its dm*dn vector partial sums
+ * (and scalar sums of the k % VW tails) start from zero if first, else from
+ * acc/tail, and are either reduced into C (last) or saved back to acc/tail
+ * for the next run of images. Saving and reloading does not change a value,
+ * so how the runs are chunked never changes the result. */
 INL void dot_blk(const int dm, const int dn, long k, long nb, long sa, long sb, float alpha,
-                 const float *A, long lda, const float *B, long ldb,
-                 float beta, float *C, long ldc)
+                 const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc,
+                 vf *sacc, float *stail, long lds, int first, int last)
 {
 	vf acc[DM][DN];
 	float tail[DM][DN];
@@ -257,8 +279,8 @@ INL void dot_blk(const int dm, const int dn, long k, long nb, long sa, long sb, 
 	for (int i = 0; i < dm; i++)
 #pragma GCC unroll 16
 		for (int j = 0; j < dn; j++) {
-			acc[i][j] = (vf){0};
-			tail[i][j] = 0;
+			acc[i][j] = first ? (vf){0} : sacc[i * lds + j];
+			tail[i][j] = first ? 0 : stail[i * lds + j];
 		}
 	for (long bi = 0; bi < nb; bi++, A += sa, B += sb) {
 		long p = 0;
@@ -286,6 +308,11 @@ INL void dot_blk(const int dm, const int dn, long k, long nb, long sa, long sb, 
 	for (int i = 0; i < dm; i++)
 #pragma GCC unroll 16
 		for (int j = 0; j < dn; j++) {
+			if (!last) {
+				sacc[i * lds + j] = acc[i][j];
+				stail[i * lds + j] = tail[i][j];
+				continue;
+			}
 			float s = hsum(acc[i][j]) + tail[i][j];
 			float *c = C + i * ldc + j;
 			if (alpha != 1.0f)
@@ -294,26 +321,52 @@ INL void dot_blk(const int dm, const int dn, long k, long nb, long sa, long sb, 
 		}
 }
 
+/* Bytes of A and B rows one run of images may take: half of a 1 MB L2. */
+#define DOT_RUN_BYTES (512 * 1024)
+
 /* C = alpha * sum_{b<nb} A_b * B_b^T + beta*C, where A_b = A + b*sa and
  * B_b = B + b*sb are m x k and n x k; nb > 1 sums the weight gradient over a
- * run of images in registers, reducing each dot product once. */
+ * worker's images with one reduction per element of C. The images are taken
+ * in runs that fit in L2, so each image's rows come from memory once rather
+ * than once per block of C. */
 static void gemm_nt_dot(long m, long n, long k, long nb, long sa, long sb, float alpha,
                         const float *A, long lda, const float *B, long ldb, float beta, float *C, long ldc)
 {
-	long i = 0;
-	for (; i + DM <= m; i += DM) {
-		long j = 0;
-		for (; j + DN <= n; j += DN)
-			dot_blk(DM, DN, k, nb, sa, sb, alpha, A + i * lda, lda, B + j * ldb, ldb, beta, C + i * ldc + j, ldc);
-		for (; j < n; j++)
-			dot_blk(DM, 1, k, nb, sa, sb, alpha, A + i * lda, lda, B + j * ldb, ldb, beta, C + i * ldc + j, ldc);
+	long run = nb;
+	vf *sacc = NULL;
+	float *stail = NULL;
+	if (nb > 1) {
+		run = lmax(1, DOT_RUN_BYTES / ((m + n) * k * (long)sizeof(float)));
+		if (run < nb) {
+			sacc = (vf *)cf_ws(CF_WS_DOT, (size_t)(m * n * (VW + 1)));
+			stail = (float *)(sacc + m * n);
+		} else {
+			run = nb;
+		}
 	}
-	for (; i < m; i++) {
-		long j = 0;
-		for (; j + DN <= n; j += DN)
-			dot_blk(1, DN, k, nb, sa, sb, alpha, A + i * lda, lda, B + j * ldb, ldb, beta, C + i * ldc + j, ldc);
-		for (; j < n; j++)
-			dot_blk(1, 1, k, nb, sa, sb, alpha, A + i * lda, lda, B + j * ldb, ldb, beta, C + i * ldc + j, ldc);
+	for (long b0 = 0; b0 < nb; b0 += run) {
+		long r = lmin(run, nb - b0);
+		int first = b0 == 0, last = b0 + r == nb;
+		const float *Ab = A + b0 * sa, *Bb = B + b0 * sb;
+#define DOT(dm, dn)                                                                                      \
+	dot_blk(dm, dn, k, r, sa, sb, alpha, Ab + i * lda, lda, Bb + j * ldb, ldb, beta, C + i * ldc + j, ldc, \
+	        sacc + i * n + j, stail + i * n + j, n, first, last)
+		long i = 0;
+		for (; i + DM <= m; i += DM) {
+			long j = 0;
+			for (; j + DN <= n; j += DN)
+				DOT(DM, DN);
+			for (; j < n; j++)
+				DOT(DM, 1);
+		}
+		for (; i < m; i++) {
+			long j = 0;
+			for (; j + DN <= n; j += DN)
+				DOT(1, DN);
+			for (; j < n; j++)
+				DOT(1, 1);
+		}
+#undef DOT
 	}
 }
 
@@ -408,7 +461,7 @@ static void im2col(const cf_conv *p, long cg, long j0, long j1, float *x, float 
 					long a = lmax(ox0, lo), b = lmin(ox1, hi);
 					if (iy < 0 || iy >= H || a >= b) {
 						if (!add)
-							memset(dj + ox0, 0, (size_t)(ox1 - ox0) * sizeof(float));
+							zero_floats(dj + ox0, ox1 - ox0);
 						continue;
 					}
 					float *xr = xc + iy * W + off;
@@ -417,15 +470,13 @@ static void im2col(const cf_conv *p, long cg, long j0, long j1, float *x, float 
 							xr[ox * st] += dj[ox];
 						continue;
 					}
-					for (long ox = ox0; ox < a; ox++)
-						dj[ox] = 0;
+					zero_floats(dj + ox0, a - ox0);
 					if (st == 1)
-						memcpy(dj + a, xr + a, (size_t)(b - a) * sizeof(float));
+						copy_floats(dj + a, xr + a, b - a);
 					else
 						for (long ox = a; ox < b; ox++)
 							dj[ox] = xr[ox * st];
-					for (long ox = b; ox < ox1; ox++)
-						dj[ox] = 0;
+					zero_floats(dj + b, ox1 - b);
 				}
 			}
 }
