@@ -49,7 +49,7 @@ type SGD struct {
 
 // Step updates params in place from grads with learning rate lr, using
 // moms as momentum buffers, and returns the gradient norm before clipping.
-// Grads are left scaled by the clip factor.
+// Grads are read, not modified: the clip factor is applied on the fly.
 func (o SGD) Step(params, grads, moms [][]float32, lr float64) float64 {
 	var ss float64
 	for _, g := range grads {
