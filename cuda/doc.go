@@ -7,6 +7,38 @@
 // gorgonia.org/cu exits the process in its init when no GPU is present,
 // which is why nothing untagged may import it and why tests that need a GPU
 // live in the GPU bundle.
+//
+// # Emulator
+//
+// NewEmulator is a Driver that needs no GPU: the same kernels/*.cu sources
+// compiled as C++ (emu_kernels.cc, with kernels/emu/cuda_emu.h standing in
+// for CUDA) and run on the CPU. A launch runs its blocks one after another;
+// a block's threads are fibers on one OS thread that meet at __syncthreads
+// and at warp collectives. Shared memory and fresh device memory are
+// filled with NaN bytes, so a missing barrier or an unwritten buffer shows
+// up as NaN; a deadlock, a partial warp mask or mismatched arguments fail
+// the launch with an error naming the kernel. kernels/emu/README.md has the
+// rules kernels must follow and how to add an intrinsic. After editing
+// kernels/, run `go generate ./cuda` (the go command does not notice files
+// included from outside this folder).
+//
+// # Real driver
+//
+// NewReal (build tag cuda, driver_cuda.go) is the Driver over a GPU. A CUDA
+// context is current per OS thread and Go moves goroutines between threads,
+// so one goroutine locked to an OS thread holds the device's primary
+// context and makes every CUDA call; the methods hand it closures and wait.
+// The kernels come from cuda/kernels.fatbin, which `make kernels` builds
+// with nvcc (SASS for sm_80 and sm_90, PTX for compute_90) and go:embed puts
+// in the binary; a cuda-tagged build without it fails to compile, naming the
+// file. Launch packs each argument into one kernel parameter (DevicePtr ->
+// pointer, int32 -> int, uint32 -> unsigned int, float32 -> float, int64 ->
+// long long) and, like the emulator, refuses a launch whose arguments do not
+// match the kernel: the parameter sizes are read from the fatbin's cubins
+// (fatbin.go). Every CUDA result becomes an *Error with CUDA's name and
+// code. Kernel faults surface at the next synchronizing call; run with
+// CUDA_LAUNCH_BLOCKING=1 to pin one to its launch, and use the GPU bundle's
+// compute-sanitizer steps (bench/gpu/run.sh) to find it.
 package cuda
 
 import "errors"

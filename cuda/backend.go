@@ -1,0 +1,773 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/naturecast/evosearch/nets"
+)
+
+// Backend runs the primitive ops of the op table with the hand-written
+// kernels of kernels/*.cu on a Driver (the real GPU, or the emulator that
+// runs the same kernels on the CPU). Each Forward or Backward call uploads
+// the host slices of nets.Args into an Arena, launches the op's kernels and
+// downloads the results: Out (and, in training, batch norm's running
+// statistics and Saved) after Forward; DIn and DParams after Backward,
+// where the kernels add into the uploaded gradients exactly as nets.Ref
+// does. It exists so that the conformance suite (nets/backendtest) holds
+// the kernels to nets.Ref; the population trainer keeps its tensors on the
+// device instead.
+//
+// A Backend is not safe for concurrent use.
+type Backend struct {
+	d     Driver
+	arena *Arena
+}
+
+var _ nets.Backend = (*Backend)(nil)
+
+// NewBackend returns a backend over d. Device memory is allocated on the
+// first call and grows to the largest call's needs; Close frees it.
+func NewBackend(d Driver) *Backend { return &Backend{d: d, arena: &Arena{d: d}} }
+
+// Name is "cuda/" and the driver's name ("cuda/emulator" for the emulator).
+func (b *Backend) Name() string { return "cuda/" + b.d.Name() }
+
+// Driver is the driver the backend launches on.
+func (b *Backend) Driver() Driver { return b.d }
+
+// Close frees the backend's device memory (not the driver).
+func (b *Backend) Close() error { return b.arena.Close() }
+
+// Forward implements nets.Backend. That interface has no error result, so a
+// bad Args or a failing driver panics with the error ForwardErr returns.
+func (b *Backend) Forward(op nets.OpKind, a *nets.Args) {
+	if err := b.ForwardErr(op, a); err != nil {
+		panic(err)
+	}
+}
+
+// Backward implements nets.Backend; it panics with BackwardErr's error.
+func (b *Backend) Backward(op nets.OpKind, a *nets.Args) {
+	if err := b.BackwardErr(op, a); err != nil {
+		panic(err)
+	}
+}
+
+// ForwardErr computes op's forward pass on the device: it reads a.In,
+// a.Params and (batch norm in evaluation) a.Buffers, writes a.Out, and in
+// training updates a.Buffers and fills a.Saved, as nets.Ref.Forward does.
+func (b *Backend) ForwardErr(op nets.OpKind, a *nets.Args) error {
+	if err := checkArgs(op, a, false); err != nil {
+		return err
+	}
+	return b.run(func(c *call) { c.forward(op, a) })
+}
+
+// BackwardErr computes op's backward pass on the device, adding into
+// a.DIn and a.DParams (nil entries are not computed), as nets.Ref.Backward
+// does.
+func (b *Backend) BackwardErr(op nets.OpKind, a *nets.Args) error {
+	if err := checkArgs(op, a, true); err != nil {
+		return err
+	}
+	return b.run(func(c *call) { c.backward(op, a) })
+}
+
+// KernelsFor lists the kernels (their extern "C" names in kernels/*.cu)
+// that op's forward and backward may launch, whichever variant the shapes
+// select. OpInput has none.
+func (b *Backend) KernelsFor(op nets.OpKind) []string {
+	attn := func(kind string) []string {
+		var ks []string
+		for _, d := range attnCaps {
+			ks = append(ks, fmt.Sprintf("attention_%s_d%d", kind, d))
+		}
+		return ks
+	}
+	switch op {
+	case nets.OpConv:
+		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight"}
+	case nets.OpBatchNorm:
+		return []string{"bn_stats", "bn_apply", "bn_bwd_reduce", "bn_bwd_dx"}
+	case nets.OpReLU:
+		return []string{"relu_fwd", "relu_bwd"}
+	case nets.OpMaxPool:
+		return []string{"max_pool_fwd", "max_pool_bwd"}
+	case nets.OpAvgPool:
+		return []string{"avg_pool_fwd", "avg_pool_bwd"}
+	case nets.OpAdd:
+		return []string{"add2_fwd", "add_acc"}
+	case nets.OpConcat:
+		return []string{"concat_copy", "concat_bwd"}
+	case nets.OpZero:
+		return []string{"fill_f32"}
+	case nets.OpFactReduce:
+		return []string{"strided_gather", "gemm_strided", "strided_scatter_add"}
+	case nets.OpGlobalAvgPool:
+		return []string{"global_avg_pool_fwd", "global_avg_pool_bwd"}
+	case nets.OpLinear:
+		return []string{"linear_bias_rows", "gemm_strided", "linear_bias_grad"}
+	case nets.OpAttention:
+		return append(append(attn("fwd"), attn("bwd_dq")...), attn("bwd_dkdv")...)
+	}
+	return nil
+}
+
+// StepKernels lists the kernels of the training step outside the op table:
+// loss, optimizer and batch assembly (step.go).
+func StepKernels() []string {
+	return []string{"softmax_xent", "reduce_sum", "sumsq_partial", "sgd_update", "gather_batch"}
+}
+
+// ErrArgs is wrapped by every error about the arguments of a call (wrong
+// lengths or shapes, an unsupported size), as opposed to a driver failure.
+var ErrArgs = errors.New("cuda: bad op arguments")
+
+// checkArgs validates a against op's table row: shapes, every slice's
+// length, and what the kernels support. Unlike nets.Ref, the backend must
+// not index past a slice, since a device copy would read or write beyond it.
+func checkArgs(op nets.OpKind, a *nets.Args, backward bool) error {
+	if int(op) >= len(nets.Ops) || op == nets.OpInput {
+		return fmt.Errorf("%w: op %v has no kernels", ErrArgs, op)
+	}
+	info := &nets.Ops[op]
+	if a.N < 1 {
+		return fmt.Errorf("%w: %v: batch size %d", ErrArgs, op, a.N)
+	}
+	if len(a.In) != len(a.InShape) || len(a.In) == 0 || (info.Arity > 0 && len(a.In) != info.Arity) {
+		return fmt.Errorf("%w: %v: %d inputs with %d shapes (arity %d)", ErrArgs, op, len(a.In), len(a.InShape), info.Arity)
+	}
+	out, err := info.Shape(a.Attr, a.InShape)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrArgs, err)
+	}
+	if out != a.OutShape {
+		return fmt.Errorf("%w: %v: output shape %v, the op gives %v", ErrArgs, op, a.OutShape, out)
+	}
+	if int64(a.N)*int64(max(out.Size(), maxShape(a.InShape))) > math.MaxInt32 {
+		return fmt.Errorf("%w: %v: %d samples of %v are too many values for the kernels' 32-bit sizes", ErrArgs, op, a.N, a.InShape)
+	}
+	lenIs := func(what string, got, want int) error {
+		if got != want {
+			return fmt.Errorf("%w: %v: %s has %d values, want %d", ErrArgs, op, what, got, want)
+		}
+		return nil
+	}
+	var errs []error
+	for i, s := range a.InShape {
+		errs = append(errs, lenIs(fmt.Sprintf("input %d", i), len(a.In[i]), a.N*s.Size()))
+	}
+	errs = append(errs, lenIs("output", len(a.Out), a.N*out.Size()))
+	ps := info.Params(a.Attr, a.InShape)
+	if len(a.Params) != len(ps) {
+		errs = append(errs, fmt.Errorf("%w: %v: %d parameter tensors, want %d", ErrArgs, op, len(a.Params), len(ps)))
+	} else {
+		for i, p := range ps {
+			errs = append(errs, lenIs(fmt.Sprintf("parameter %d", i), len(a.Params[i]), prod(p)))
+		}
+	}
+	if info.Buffers != nil {
+		bs := info.Buffers(a.Attr, a.InShape)
+		if len(a.Buffers) != len(bs) {
+			errs = append(errs, fmt.Errorf("%w: %v: %d buffers, want %d", ErrArgs, op, len(a.Buffers), len(bs)))
+		} else {
+			for i, s := range bs {
+				errs = append(errs, lenIs(fmt.Sprintf("buffer %d", i), len(a.Buffers[i]), prod(s)))
+			}
+		}
+	}
+	if n := nets.SavedLen(op, a.InShape); n > 0 {
+		errs = append(errs, lenIs("saved", len(a.Saved), n))
+	}
+	if op == nets.OpAttention && out.C/a.Attr.Heads > attnCaps[len(attnCaps)-1] {
+		errs = append(errs, fmt.Errorf("%w: attention: head size %d is above the kernels' %d", ErrArgs, out.C/a.Attr.Heads, attnCaps[len(attnCaps)-1]))
+	}
+	if backward {
+		errs = append(errs, lenIs("output gradient", len(a.DOut), a.N*out.Size()))
+		if a.DIn != nil {
+			if len(a.DIn) != len(a.In) {
+				errs = append(errs, fmt.Errorf("%w: %v: %d input gradients for %d inputs", ErrArgs, op, len(a.DIn), len(a.In)))
+			} else {
+				for i, d := range a.DIn {
+					if d != nil {
+						errs = append(errs, lenIs(fmt.Sprintf("input gradient %d", i), len(d), len(a.In[i])))
+					}
+				}
+			}
+		}
+		if a.DParams != nil {
+			if len(a.DParams) != len(a.Params) {
+				errs = append(errs, fmt.Errorf("%w: %v: %d parameter gradients for %d parameters", ErrArgs, op, len(a.DParams), len(a.Params)))
+			} else {
+				for i, d := range a.DParams {
+					if d != nil {
+						errs = append(errs, lenIs(fmt.Sprintf("parameter gradient %d", i), len(d), len(a.Params[i])))
+					}
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func prod(dims []int) int {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	return n
+}
+
+func maxShape(ss []nets.Shape) int {
+	m := 0
+	for _, s := range ss {
+		m = max(m, s.Size())
+	}
+	return m
+}
+
+// run executes body twice: first as a plan that only adds up the device
+// memory the call allocates (launches and copies are skipped), then, with
+// the arena grown to that size, for real. So the arena never fills up in the
+// middle of an op, and the allocation code is written once.
+func (b *Backend) run(body func(c *call)) error {
+	plan := &call{b: b, plan: true}
+	body(plan)
+	if plan.err != nil {
+		return plan.err
+	}
+	b.arena.Reset()
+	if err := b.arena.Reserve(plan.need); err != nil {
+		return err
+	}
+	c := &call{b: b}
+	body(c)
+	b.arena.Reset()
+	return c.err
+}
+
+// call is one op invocation: it allocates from the arena, copies and
+// launches, and keeps the first error so the op code reads as a plain
+// sequence of steps.
+type call struct {
+	b    *Backend
+	plan bool
+	need int // bytes the plan allocates
+	err  error
+}
+
+func (c *call) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// alloc returns n floats of device memory (a zero Tensor for n == 0).
+func (c *call) alloc(n int) Tensor {
+	if n == 0 || c.err != nil {
+		return Tensor{}
+	}
+	if c.plan {
+		c.need += AlignedBytes(4 * n)
+		return Tensor{Len: n}
+	}
+	t, err := c.b.arena.Alloc(n)
+	if err != nil {
+		c.fail(err)
+	}
+	return t
+}
+
+// up allocates a tensor holding a copy of src; nil gives the zero Tensor
+// (a null pointer, which the kernels read as "not wanted").
+func (c *call) up(src []float32) Tensor {
+	t := c.alloc(len(src))
+	if !c.plan && c.err == nil && len(src) > 0 {
+		if err := t.Upload(c.b.d, src); err != nil {
+			c.fail(err)
+		}
+	}
+	return t
+}
+
+// upAll uploads each slice.
+func (c *call) upAll(srcs [][]float32) []Tensor {
+	ts := make([]Tensor, len(srcs))
+	for i, s := range srcs {
+		ts[i] = c.up(s)
+	}
+	return ts
+}
+
+// down copies t back into dst.
+func (c *call) down(t Tensor, dst []float32) {
+	if c.plan || c.err != nil || len(dst) == 0 {
+		return
+	}
+	if err := t.Download(c.b.d, dst); err != nil {
+		c.fail(err)
+	}
+}
+
+// launch starts a kernel on the default stream.
+func (c *call) launch(kernel string, grid, block Dim3, shared int, args ...any) {
+	if c.plan || c.err != nil {
+		return
+	}
+	if err := c.b.d.Launch(kernel, grid, block, shared, 0, args...); err != nil {
+		c.fail(fmt.Errorf("cuda: launch %s: %w", kernel, err))
+	}
+}
+
+// Element-wise launch shape, as kernels/evo_cuda.h describes it.
+const (
+	ewThreads   = 256
+	ewMaxBlocks = 2048
+)
+
+// ew launches an element-wise kernel over n elements (none when n == 0).
+func (c *call) ew(kernel string, n int, args ...any) {
+	if n == 0 {
+		return
+	}
+	blocks := min((n+ewThreads-1)/ewThreads, ewMaxBlocks)
+	c.launch(kernel, Dim3{X: blocks}, Dim3{X: ewThreads}, 0, args...)
+}
+
+func i32(v int) int32 { return int32(v) }
+func i64(v int) int64 { return int64(v) }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// gemmArgs describes one gemm_strided launch (kernels/gemm.cu):
+// C[b](m, n) (+)= sum over r < R, k < K of A(b, r, m, k) B(b, r, k, n), with
+// the strides named after their axis.
+type gemmArgs struct {
+	M, N, K, R, batch  int
+	A                  DevicePtr
+	sab, sar, sam, sak int
+	B                  DevicePtr
+	sbb, sbr, sbk, sbn int
+	C                  DevicePtr
+	scb, scm, scn      int
+	accumulate         bool
+}
+
+func (c *call) gemm(g gemmArgs) {
+	if g.M == 0 || g.N == 0 || g.K == 0 {
+		return
+	}
+	acc := int32(0)
+	if g.accumulate {
+		acc = 1
+	}
+	c.launch("gemm_strided", Dim3{X: ceilDiv(g.N, 64), Y: ceilDiv(g.M, 64), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
+		i32(g.M), i32(g.N), i32(g.K), i32(max(g.R, 1)),
+		g.A, i64(g.sab), i64(g.sar), i32(g.sam), i32(g.sak),
+		g.B, i64(g.sbb), i64(g.sbr), i32(g.sbk), i32(g.sbn),
+		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc)
+}
+
+// opTensors is the device side of one op invocation: copies of the Args'
+// slices and the scratch tensors the op's kernels need. prepare allocates
+// all of it before the first launch, so the launches themselves allocate
+// nothing and can be repeated (bench_test.go times them that way).
+type opTensors struct {
+	in, params, bufs []Tensor
+	out, saved, dout Tensor
+	din, dparams     []Tensor
+	scratch          []Tensor // see scratchSizes
+}
+
+// scratchSizes lists, in floats, the scratch tensors op needs:
+// batch norm's backward its per-channel sums (2C); factorized reduce one
+// subsampled input (forward) or that and its gradient (backward);
+// attention's backward each query's log-sum-exp and delta.
+func scratchSizes(op nets.OpKind, a *nets.Args, backward bool) []int {
+	is, os := a.InShape[0], a.OutShape
+	switch {
+	case op == nets.OpBatchNorm && backward:
+		return []int{2 * is.C}
+	case op == nets.OpFactReduce && !backward:
+		return []int{a.N * is.C * os.H * os.W}
+	case op == nets.OpFactReduce && backward:
+		return []int{a.N * is.C * os.H * os.W, a.N * is.C * os.H * os.W}
+	case op == nets.OpAttention && backward:
+		rows := a.N * a.Attr.Heads * os.H * os.W
+		return []int{rows, rows}
+	}
+	return nil
+}
+
+// prepare allocates the invocation's device tensors and uploads what the
+// kernels read: inputs and parameters; for the forward, batch norm's
+// running statistics; for the backward, the output gradient, batch norm's
+// saved statistics, and the input and parameter gradients the kernels add
+// into (nil entries stay null tensors and are skipped).
+func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
+	t := &opTensors{in: c.upAll(a.In), params: c.upAll(a.Params)}
+	if backward {
+		t.dout = c.up(a.DOut)
+		t.din = make([]Tensor, len(a.In))
+		if a.DIn != nil {
+			t.din = c.upAll(a.DIn)
+		}
+		t.dparams = make([]Tensor, len(a.Params))
+		if a.DParams != nil {
+			t.dparams = c.upAll(a.DParams)
+		}
+		if op == nets.OpBatchNorm {
+			t.saved = c.up(a.Saved)
+		}
+	} else {
+		t.out = c.alloc(len(a.Out))
+		if op == nets.OpBatchNorm {
+			t.bufs = c.upAll(a.Buffers)
+			if a.Training {
+				t.saved = c.alloc(len(a.Saved))
+			}
+		}
+	}
+	for _, n := range scratchSizes(op, a, backward) {
+		t.scratch = append(t.scratch, c.alloc(n))
+	}
+	return t
+}
+
+func (c *call) forward(op nets.OpKind, a *nets.Args) {
+	t := c.prepare(op, a, false)
+	c.launchForward(op, a, t)
+	c.down(t.out, a.Out)
+	if op == nets.OpBatchNorm && a.Training {
+		c.down(t.saved, a.Saved)
+		c.down(t.bufs[0], a.Buffers[0])
+		c.down(t.bufs[1], a.Buffers[1])
+	}
+}
+
+func (c *call) backward(op nets.OpKind, a *nets.Args) {
+	t := c.prepare(op, a, true)
+	c.launchBackward(op, a, t)
+	for i, dx := range t.din {
+		if a.DIn != nil {
+			c.down(dx, a.DIn[i])
+		}
+	}
+	for i, dp := range t.dparams {
+		if a.DParams != nil {
+			c.down(dp, a.DParams[i])
+		}
+	}
+}
+
+// launchForward launches op's forward kernels on prepared tensors.
+func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
+	in, params, out := t.in, t.params, t.out
+	switch op {
+	case nets.OpConv:
+		c.convForward(a, in[0], params[0], out)
+	case nets.OpBatchNorm:
+		c.bnForward(a, in[0], params, t.bufs, t.saved, out)
+	case nets.OpReLU:
+		c.ew("relu_fwd", out.Len, in[0].Ptr, out.Ptr, i64(out.Len))
+	case nets.OpMaxPool, nets.OpAvgPool:
+		is, os, at := a.InShape[0], a.OutShape, a.Attr
+		name := "max_pool_fwd"
+		if op == nets.OpAvgPool {
+			name = "avg_pool_fwd"
+		}
+		c.ew(name, out.Len, in[0].Ptr, out.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
+			i32(at.Kernel), i32(at.Stride), i32(at.Pad))
+	case nets.OpAdd:
+		// In input order, as nets.RefAddForward sums.
+		if len(in) == 1 {
+			c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
+			c.ew("add_acc", out.Len, out.Ptr, in[0].Ptr, i64(out.Len))
+			break
+		}
+		c.ew("add2_fwd", out.Len, in[0].Ptr, in[1].Ptr, out.Ptr, i64(out.Len))
+		for _, x := range in[2:] {
+			c.ew("add_acc", out.Len, out.Ptr, x.Ptr, i64(out.Len))
+		}
+	case nets.OpConcat:
+		off := 0
+		for i, x := range in {
+			sz := a.InShape[i].Size()
+			c.ew("concat_copy", a.N*sz, x.Ptr, out.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off))
+			off += sz
+		}
+	case nets.OpZero:
+		c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
+	case nets.OpFactReduce:
+		c.factReduceForward(a, in[0], params, t.scratch[0], out)
+	case nets.OpGlobalAvgPool:
+		planes, hw := out.Len, a.InShape[0].H*a.InShape[0].W
+		c.launch("global_avg_pool_fwd", Dim3{X: ceilDiv(planes, 8)}, Dim3{X: 256}, 0, in[0].Ptr, out.Ptr, i32(planes), i32(hw))
+	case nets.OpLinear:
+		c.linearForward(a, in[0], params, out)
+	case nets.OpAttention:
+		c.attention(a, in[0], out, Tensor{}, Tensor{}, Tensor{}, Tensor{})
+	default:
+		c.fail(fmt.Errorf("%w: op %v has no forward kernels", ErrArgs, op))
+	}
+}
+
+// launchBackward launches op's backward kernels on prepared tensors.
+func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
+	in, params, dout, din, dparams := t.in, t.params, t.dout, t.din, t.dparams
+	switch op {
+	case nets.OpConv:
+		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0])
+	case nets.OpBatchNorm:
+		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams)
+	case nets.OpReLU:
+		if din[0].Len > 0 {
+			c.ew("relu_bwd", dout.Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i64(dout.Len))
+		}
+	case nets.OpMaxPool:
+		if din[0].Len > 0 {
+			is, os, at := a.InShape[0], a.OutShape, a.Attr
+			c.ew("max_pool_bwd", din[0].Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
+				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad))
+		}
+	case nets.OpAvgPool:
+		if din[0].Len > 0 {
+			is, os, at := a.InShape[0], a.OutShape, a.Attr
+			c.ew("avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
+				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad))
+		}
+	case nets.OpAdd:
+		for _, dx := range din {
+			if dx.Len > 0 {
+				c.ew("add_acc", dx.Len, dx.Ptr, dout.Ptr, i64(dx.Len))
+			}
+		}
+	case nets.OpConcat:
+		off := 0
+		for i, dx := range din {
+			sz := a.InShape[i].Size()
+			if dx.Len > 0 {
+				c.ew("concat_bwd", a.N*sz, dout.Ptr, dx.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off))
+			}
+			off += sz
+		}
+	case nets.OpZero:
+		// A constant output has no gradient.
+	case nets.OpFactReduce:
+		c.factReduceBackward(a, in[0], params, t.scratch[0], t.scratch[1], dout, din[0], dparams)
+	case nets.OpGlobalAvgPool:
+		if din[0].Len > 0 {
+			hw := a.InShape[0].H * a.InShape[0].W
+			c.ew("global_avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(dout.Len), i32(hw))
+		}
+	case nets.OpLinear:
+		c.linearBackward(a, in[0], params, dout, din[0], dparams)
+	case nets.OpAttention:
+		if din[0].Len > 0 {
+			c.attention(a, in[0], Tensor{}, dout, din[0], t.scratch[0], t.scratch[1])
+		}
+	default:
+		c.fail(fmt.Errorf("%w: op %v has no backward kernels", ErrArgs, op))
+	}
+}
+
+// convGeom is the convolution's shape as the kernels take it.
+func convGeom(a *nets.Args) []any {
+	is, os, at := a.InShape[0], a.OutShape, a.Attr
+	return []any{i32(a.N), i32(is.C), i32(is.H), i32(is.W), i32(os.C), i32(os.H), i32(os.W),
+		i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), i32(at.Groups)}
+}
+
+// isPointwise: a 1x1 convolution that is one matrix product per sample.
+func isPointwise(a *nets.Args) bool {
+	at := a.Attr
+	return at.Kernel == 1 && at.Stride == 1 && at.Pad == 0 && at.Groups == 1
+}
+
+// depthwiseShared is conv2d_fwd_depthwise's dynamic shared memory in bytes
+// (its 16x16 output tile's input window and the filter).
+func depthwiseShared(at nets.Attr) int {
+	side := 15*at.Stride + (at.Kernel-1)*at.Dilation + 1
+	return 4 * (side*side + at.Kernel*at.Kernel)
+}
+
+// maxDynamicShared is what a kernel may use without opting in to more.
+const maxDynamicShared = 48 << 10
+
+func (c *call) convForward(a *nets.Args, x, w, y Tensor) {
+	is, os, at := a.InShape[0], a.OutShape, a.Attr
+	switch {
+	case isPointwise(a):
+		hw := is.H * is.W
+		c.gemm(gemmArgs{M: os.C, N: hw, K: is.C, batch: a.N,
+			A: w.Ptr, sam: is.C, sak: 1,
+			B: x.Ptr, sbb: is.C * hw, sbk: hw, sbn: 1,
+			C: y.Ptr, scb: os.C * hw, scm: hw, scn: 1})
+	case at.Groups == is.C && depthwiseShared(at) <= maxDynamicShared:
+		tiles := ceilDiv(os.W, 16) * ceilDiv(os.H, 16)
+		c.launch("conv2d_fwd_depthwise", Dim3{X: tiles, Y: os.C, Z: a.N}, Dim3{X: 16, Y: 16}, depthwiseShared(at),
+			x.Ptr, w.Ptr, y.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.C), i32(os.H), i32(os.W),
+			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation))
+	default:
+		c.ew("conv2d_fwd", y.Len, append([]any{x.Ptr, w.Ptr, y.Ptr}, convGeom(a)...)...)
+	}
+}
+
+func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
+	is, os, at := a.InShape[0], a.OutShape, a.Attr
+	if isPointwise(a) {
+		hw := is.H * is.W
+		if dx.Len > 0 {
+			c.gemm(gemmArgs{M: is.C, N: hw, K: os.C, batch: a.N,
+				A: w.Ptr, sam: 1, sak: is.C,
+				B: dy.Ptr, sbb: os.C * hw, sbk: hw, sbn: 1,
+				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: true})
+		}
+		if dw.Len > 0 {
+			c.gemm(gemmArgs{M: os.C, N: is.C, K: hw, R: a.N, batch: 1,
+				A: dy.Ptr, sar: os.C * hw, sam: hw, sak: 1,
+				B: x.Ptr, sbr: is.C * hw, sbk: 1, sbn: hw,
+				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true})
+		}
+		return
+	}
+	if dx.Len > 0 {
+		c.ew("conv2d_bwd_data", dx.Len, append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...)...)
+	}
+	if dw.Len > 0 {
+		filters := os.C * (is.C / at.Groups)
+		c.launch("conv2d_bwd_weight", Dim3{X: filters}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
+	}
+}
+
+func (c *call) bnForward(a *nets.Args, x Tensor, params, bufs []Tensor, saved, y Tensor) {
+	s := a.InShape[0]
+	hw := s.H * s.W
+	mean, stat, fromRunning := bufs[0], bufs[1], int32(1)
+	if a.Training {
+		c.launch("bn_stats", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw))
+		mean, stat, fromRunning = saved.Slice(0, s.C), saved.Slice(s.C, 2*s.C), 0
+	}
+	c.ew("bn_apply", y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)
+}
+
+func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, dy, dx Tensor, dparams []Tensor) {
+	s := a.InShape[0]
+	hw := s.H * s.W
+	c.launch("bn_bwd_reduce", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, dy.Ptr, saved.Ptr, dparams[0].Ptr, dparams[1].Ptr,
+		sums.Ptr, i32(a.N), i32(s.C), i32(hw))
+	if dx.Len > 0 {
+		c.ew("bn_bwd_dx", dx.Len, x.Ptr, dy.Ptr, saved.Ptr, sums.Ptr, params[0].Ptr, dx.Ptr, i32(a.N), i32(s.C), i32(hw))
+	}
+}
+
+// factReduceGather copies part p's stride-2 samples of x (offset p) into
+// xs, [N][C][H/2][W/2], for the GEMM.
+func (c *call) factReduceGather(a *nets.Args, x, xs Tensor, part int) {
+	is, os := a.InShape[0], a.OutShape
+	c.ew("strided_gather", xs.Len, x.Ptr, xs.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part))
+}
+
+func (c *call) factReduceForward(a *nets.Args, x Tensor, params []Tensor, xs, y Tensor) {
+	is, os := a.InShape[0], a.OutShape
+	half, ohw := os.C/2, os.H*os.W
+	for part := 0; part < 2; part++ {
+		c.factReduceGather(a, x, xs, part)
+		c.gemm(gemmArgs{M: half, N: ohw, K: is.C, batch: a.N,
+			A: params[part].Ptr, sam: is.C, sak: 1,
+			B: xs.Ptr, sbb: is.C * ohw, sbk: ohw, sbn: 1,
+			C: y.At(part * half * ohw), scb: os.C * ohw, scm: ohw, scn: 1})
+	}
+}
+
+func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, dxs, dy, dx Tensor, dparams []Tensor) {
+	is, os := a.InShape[0], a.OutShape
+	half, ohw := os.C/2, os.H*os.W
+	for part := 0; part < 2; part++ {
+		dyp := dy.At(part * half * ohw)
+		if dparams[part].Len > 0 {
+			c.factReduceGather(a, x, xs, part)
+			c.gemm(gemmArgs{M: half, N: is.C, K: ohw, R: a.N, batch: 1,
+				A: dyp, sar: os.C * ohw, sam: ohw, sak: 1,
+				B: xs.Ptr, sbr: is.C * ohw, sbk: 1, sbn: ohw,
+				C: dparams[part].Ptr, scm: is.C, scn: 1, accumulate: true})
+		}
+		if dx.Len > 0 {
+			c.gemm(gemmArgs{M: is.C, N: ohw, K: half, batch: a.N,
+				A: params[part].Ptr, sam: 1, sak: is.C,
+				B: dyp, sbb: os.C * ohw, sbk: ohw, sbn: 1,
+				C: dxs.Ptr, scb: is.C * ohw, scm: ohw, scn: 1})
+			c.ew("strided_scatter_add", dxs.Len, dxs.Ptr, dx.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part))
+		}
+	}
+}
+
+func (c *call) linearForward(a *nets.Args, x Tensor, params []Tensor, y Tensor) {
+	in, out := a.InShape[0].Size(), a.OutShape.C
+	c.ew("linear_bias_rows", y.Len, y.Ptr, params[1].Ptr, i32(a.N), i32(out))
+	c.gemm(gemmArgs{M: a.N, N: out, K: in, batch: 1,
+		A: x.Ptr, sam: in, sak: 1,
+		B: params[0].Ptr, sbk: 1, sbn: in,
+		C: y.Ptr, scm: out, scn: 1, accumulate: true})
+}
+
+func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Tensor, dparams []Tensor) {
+	in, out := a.InShape[0].Size(), a.OutShape.C
+	if dx.Len > 0 {
+		c.gemm(gemmArgs{M: a.N, N: in, K: out, batch: 1,
+			A: dy.Ptr, sam: out, sak: 1,
+			B: params[0].Ptr, sbk: in, sbn: 1,
+			C: dx.Ptr, scm: in, scn: 1, accumulate: true})
+	}
+	if dparams[0].Len > 0 {
+		c.gemm(gemmArgs{M: out, N: in, K: a.N, batch: 1,
+			A: dy.Ptr, sam: 1, sak: out,
+			B: x.Ptr, sbk: in, sbn: 1,
+			C: dparams[0].Ptr, scm: in, scn: 1, accumulate: true})
+	}
+	if dparams[1].Len > 0 {
+		c.launch("linear_bias_grad", Dim3{X: ceilDiv(out, 128)}, Dim3{X: 128}, 0, dy.Ptr, dparams[1].Ptr, i32(a.N), i32(out))
+	}
+}
+
+// attnCaps are the head sizes the attention kernels are compiled for
+// (kernels/attention.cu: attention_*_d<cap>); a head of size d runs on the
+// smallest cap >= d.
+var attnCaps = []int{4, 8, 16, 32, 64}
+
+const (
+	attnRows = 64 // threads per block, one query or key each
+	attnTile = 32 // keys or queries per shared-memory tile
+)
+
+func attnCap(d int) int {
+	for _, c := range attnCaps {
+		if d <= c {
+			return c
+		}
+	}
+	return attnCaps[len(attnCaps)-1]
+}
+
+// attention runs the forward (y not null) or, given dy, the backward:
+// attention_fwd recomputes each query's log-sum-exp and delta = do . o
+// into the scratch tensors, then the dq and dk/dv kernels add into dx.
+func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor) {
+	os, heads := a.OutShape, a.Attr.Heads
+	p, d := os.H*os.W, os.C/heads
+	D := attnCap(d)
+	grid, block := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}, Dim3{X: attnRows}
+	tileBytes := 4 * 2 * D * attnTile
+	dims := []any{i32(os.C), i32(p), i32(heads)}
+	fwd, dq, dkdv := fmt.Sprintf("attention_fwd_d%d", D), fmt.Sprintf("attention_bwd_dq_d%d", D), fmt.Sprintf("attention_bwd_dkdv_d%d", D)
+	if dy.Len == 0 {
+		c.launch(fwd, grid, block, tileBytes, append([]any{x.Ptr, y.Ptr, DevicePtr(0), DevicePtr(0), DevicePtr(0)}, dims...)...)
+		return
+	}
+	c.launch(fwd, grid, block, tileBytes, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
+	bwd := append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...)
+	c.launch(dq, grid, block, tileBytes, bwd...)
+	c.launch(dkdv, grid, block, tileBytes+4*2*attnTile, bwd...)
+}

@@ -1,0 +1,213 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/naturecast/evosearch/nets"
+)
+
+// opArgs fills one invocation's arguments from seed, like nets/backendtest:
+// gradients start non-zero so that a kernel that overwrites instead of
+// adding fails.
+func opArgs(t testing.TB, op nets.OpKind, at nets.Attr, in []nets.Shape, n int, seed uint64) *nets.Args {
+	t.Helper()
+	info := &nets.Ops[op]
+	out, err := info.Shape(at, in)
+	if err != nil {
+		t.Fatalf("%v %+v %v: %v", op, at, in, err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	fill := func(k int, scale float64) []float32 {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * scale)
+		}
+		return v
+	}
+	a := &nets.Args{N: n, Attr: at, InShape: in, OutShape: out, Training: true}
+	for _, s := range in {
+		a.In = append(a.In, fill(n*s.Size(), 1))
+		a.DIn = append(a.DIn, fill(n*s.Size(), 0.1))
+	}
+	for _, ps := range info.Params(at, in) {
+		a.Params = append(a.Params, fill(prod(ps), 0.5))
+		a.DParams = append(a.DParams, fill(prod(ps), 0.1))
+	}
+	if info.Buffers != nil {
+		for _, bs := range info.Buffers(at, in) {
+			b := fill(prod(bs), 0.2)
+			for i := range b {
+				b[i] = float32(math.Abs(float64(b[i]))) + 0.5
+			}
+			a.Buffers = append(a.Buffers, b)
+		}
+	}
+	a.Out = fill(n*out.Size(), 1)
+	a.DOut = fill(len(a.Out), 1)
+	a.Saved = make([]float32, nets.SavedLen(op, in))
+	return a
+}
+
+// cloneArgs deep-copies the slices of a.
+func cloneArgs(a *nets.Args) *nets.Args {
+	c := *a
+	cp := func(s [][]float32) [][]float32 {
+		if s == nil {
+			return nil
+		}
+		out := make([][]float32, len(s))
+		for i, v := range s {
+			if v != nil {
+				out[i] = append([]float32(nil), v...)
+			}
+		}
+		return out
+	}
+	c.In, c.DIn, c.Params, c.DParams, c.Buffers = cp(a.In), cp(a.DIn), cp(a.Params), cp(a.DParams), cp(a.Buffers)
+	c.Out = append([]float32(nil), a.Out...)
+	c.DOut = append([]float32(nil), a.DOut...)
+	c.Saved = append([]float32(nil), a.Saved...)
+	return &c
+}
+
+func closeTo(t *testing.T, what string, want, got []float32) {
+	t.Helper()
+	bad := 0
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); !(d <= conformanceTol.Atol+conformanceTol.Rtol*math.Abs(float64(want[i]))) {
+			if bad < 3 {
+				t.Errorf("%s[%d] = %.7g, reference %.7g", what, i, got[i], want[i])
+			}
+			bad++
+		}
+	}
+	if bad > 3 {
+		t.Errorf("%s: %d of %d values differ", what, bad, len(want))
+	}
+}
+
+// matchRef runs op forward (training) and backward on b and on nets.Ref
+// from the same arguments and compares everything they write.
+func matchRef(t *testing.T, b *Backend, want *nets.Args, op nets.OpKind) {
+	t.Helper()
+	got := cloneArgs(want)
+	nets.Ref{}.Forward(op, want)
+	if err := b.ForwardErr(op, got); err != nil {
+		t.Fatal(err)
+	}
+	closeTo(t, "out", want.Out, got.Out)
+	for k := range want.Buffers {
+		closeTo(t, fmt.Sprintf("buffer %d", k), want.Buffers[k], got.Buffers[k])
+	}
+	nets.Ref{}.Backward(op, want)
+	if err := b.BackwardErr(op, got); err != nil {
+		t.Fatal(err)
+	}
+	for k := range want.DIn {
+		if want.DIn[k] != nil {
+			closeTo(t, fmt.Sprintf("d input %d", k), want.DIn[k], got.DIn[k])
+		}
+	}
+	for k := range want.DParams {
+		if want.DParams[k] != nil {
+			closeTo(t, fmt.Sprintf("d param %d", k), want.DParams[k], got.DParams[k])
+		}
+	}
+}
+
+// TestBackendVariants covers the kernel variants and tile edges the
+// conformance suite's shapes do not reach: GEMMs of several 64-wide tiles
+// in every dimension, filters of more than 25 taps (the chunked weight
+// gradient), a depthwise window too large for shared memory (the general
+// kernel), and the larger attention head sizes.
+func TestBackendVariants(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	cases := []struct {
+		op nets.OpKind
+		at nets.Attr
+		in []nets.Shape
+		n  int
+	}{
+		{nets.OpConv, nets.Attr{Out: 70, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1}, []nets.Shape{{C: 66, H: 9, W: 8}}, 2},
+		{nets.OpConv, nets.Attr{Out: 4, Kernel: 7, Stride: 1, Pad: 3, Dilation: 1, Groups: 1}, []nets.Shape{{C: 2, H: 9, W: 7}}, 2},
+		{nets.OpConv, nets.Attr{Out: 6, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1, Groups: 3}, []nets.Shape{{C: 3, H: 40, W: 37}}, 1},
+		{nets.OpConv, nets.Attr{Out: 2, Kernel: 11, Stride: 9, Pad: 5, Dilation: 4, Groups: 2}, []nets.Shape{{C: 2, H: 50, W: 50}}, 1},
+		{nets.OpLinear, nets.Attr{Out: 70}, []nets.Shape{{C: 5, H: 6, W: 7}}, 67},
+		{nets.OpFactReduce, nets.Attr{Out: 130}, []nets.Shape{{C: 3, H: 4, W: 6}}, 2},
+		{nets.OpAttention, nets.Attr{Heads: 1}, []nets.Shape{{C: 3 * 24, H: 5, W: 7}}, 1},
+		{nets.OpAttention, nets.Attr{Heads: 2}, []nets.Shape{{C: 3 * 128, H: 3, W: 3}}, 1},
+		{nets.OpAttention, nets.Attr{Heads: 3}, []nets.Shape{{C: 3 * 3, H: 10, W: 9}}, 2},
+		{nets.OpBatchNorm, nets.Attr{}, []nets.Shape{{C: 3, H: 1, W: 1}}, 1}, // M = 1: the unbiased variance falls back to the biased one
+		{nets.OpAdd, nets.Attr{}, []nets.Shape{{C: 2, H: 3, W: 3}}, 2},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("%d/%v%+v%v", i, c.op, c.at, c.in), func(t *testing.T) {
+			matchRef(t, b, opArgs(t, c.op, c.at, c.in, c.n, uint64(i)), c.op)
+		})
+	}
+}
+
+// TestBackendPartialGradients: nil entries of DIn and DParams are skipped
+// and the others still computed.
+func TestBackendPartialGradients(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	conv := opArgs(t, nets.OpConv, nets.Attr{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Groups: 1}, []nets.Shape{{C: 2, H: 5, W: 5}}, 2, 1)
+	conv.DIn = [][]float32{nil}
+	matchRef(t, b, conv, nets.OpConv)
+	lin := opArgs(t, nets.OpLinear, nets.Attr{Out: 3}, []nets.Shape{{C: 4, H: 1, W: 1}}, 2, 2)
+	lin.DParams[1] = nil
+	lin.DIn = nil
+	matchRef(t, b, lin, nets.OpLinear)
+	add := opArgs(t, nets.OpAdd, nets.Attr{}, []nets.Shape{{C: 1, H: 2, W: 2}, {C: 1, H: 2, W: 2}}, 1, 3)
+	add.DIn[0] = nil
+	matchRef(t, b, add, nets.OpAdd)
+	bn := opArgs(t, nets.OpBatchNorm, nets.Attr{}, []nets.Shape{{C: 2, H: 2, W: 2}}, 2, 4)
+	bn.DParams = nil
+	matchRef(t, b, bn, nets.OpBatchNorm)
+}
+
+// TestBackendBadArgs: malformed Args are errors naming the fault, never a
+// device copy past a slice; Forward (which cannot return one) panics.
+func TestBackendBadArgs(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	good := func() *nets.Args {
+		return opArgs(t, nets.OpReLU, nets.Attr{}, []nets.Shape{{C: 2, H: 3, W: 3}}, 2, 5)
+	}
+	for _, c := range []struct {
+		name  string
+		op    nets.OpKind
+		spoil func(a *nets.Args)
+	}{
+		{"short output", nets.OpReLU, func(a *nets.Args) { a.Out = a.Out[:5] }},
+		{"short input", nets.OpReLU, func(a *nets.Args) { a.In[0] = a.In[0][1:] }},
+		{"wrong out shape", nets.OpReLU, func(a *nets.Args) { a.OutShape.C = 3 }},
+		{"no samples", nets.OpReLU, func(a *nets.Args) { a.N = 0 }},
+		{"input op", nets.OpInput, func(a *nets.Args) {}},
+		{"short gradient", nets.OpReLU, func(a *nets.Args) { a.DIn[0] = a.DIn[0][:1] }},
+	} {
+		a := good()
+		c.spoil(a)
+		err := b.ForwardErr(c.op, a)
+		if c.name == "short gradient" {
+			err = b.BackwardErr(c.op, a)
+		}
+		if !errors.Is(err, ErrArgs) {
+			t.Errorf("%s: error %v, want ErrArgs", c.name, err)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Forward with a short output did not panic")
+		}
+	}()
+	a := good()
+	a.Out = a.Out[:1]
+	b.Forward(nets.OpReLU, a)
+}

@@ -1,0 +1,209 @@
+// conv.cu — 2-D convolution without bias (stride, padding, dilation,
+// groups), forward and backward. Layout: x [N][C][H][W], w [K][C/groups]
+// [k][k], y [N][K][OH][OW], as in PyTorch and nets.RefConvForward.
+//
+// Variants and when the backend picks them (cuda/backend.go):
+//   1. conv2d_fwd: direct, one thread per output value — the general
+//      case (any groups, stride, dilation); reads stay in L1/L2 because
+//      neighbouring threads share most of their window.
+//   2. conv2d_fwd_depthwise: one input channel per group (depthwise, with
+//      any channel multiplier). A block stages its output tile's input
+//      window and the k*k filter in shared memory, so each input value is
+//      read from global memory once per block instead of k*k times.
+//   3. 1x1, stride 1, no padding, one group: a GEMM per sample on
+//      gemm_strided (gemm.cu), W [K][C] x X[n] [C][H*W].
+// Backward data is one gather kernel (each input value sums the outputs
+// whose window holds it, so no atomics and a fixed order); the weight
+// gradient is one block per (output channel, input channel) filter that
+// keeps all k*k taps in registers while striding over the samples and
+// positions, then reduces them across the block. 1x1 convolutions use the
+// GEMM for both.
+#include "evo_cuda.h"
+
+// conv2d_fwd: y[n,oc,oy,ox] = sum over c in oc's group, ky, kx of
+// w[oc,c,ky,kx] * x[n,c,oy*stride-pad+ky*dil, ox*stride-pad+kx*dil], zero
+// outside. Matches nets.RefConvForward (and sums in its order). Launch:
+// element-wise shape over N*K*OH*OW outputs.
+extern "C" __global__ void conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
+                                      float* __restrict__ y, int N, int C, int H, int W, int K, int OH, int OW,
+                                      int k, int stride, int pad, int dil, int groups) {
+    const int cg = C / groups, kg = K / groups;
+    EVO_FOR(i, (long long)N * K * OH * OW) {
+        const int ox = (int)(i % OW);
+        const int oy = (int)((i / OW) % OH);
+        const int oc = (int)((i / ((long long)OW * OH)) % K);
+        const long long n = i / ((long long)OW * OH * K);
+        const int c0 = (oc / kg) * cg;
+        const float* wk = w + (long long)oc * cg * k * k;
+        float s = 0.0f;
+        for (int ic = 0; ic < cg; ic++) {
+            const float* xc = x + ((n * C + c0 + ic) * H) * (long long)W;
+            for (int ky = 0; ky < k; ky++) {
+                const int iy = oy * stride - pad + ky * dil;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    const int ix = ox * stride - pad + kx * dil;
+                    if (ix < 0 || ix >= W) continue;
+                    s += wk[(ic * k + ky) * k + kx] * xc[iy * W + ix];
+                }
+            }
+        }
+        y[i] = s;
+    }
+}
+EVO_REGISTER(conv2d_fwd);
+
+// conv2d_fwd_depthwise: the forward of a convolution with groups == C (one
+// input channel per group, K = C * multiplier): output channel oc reads
+// input channel oc / multiplier. Matches nets.RefConvForward for that case.
+// Launch: block (16, 16) = one 16x16 output tile, grid (tilesX * tilesY, K,
+// N) with tilesX = ceil(OW/16), tilesY = ceil(OH/16); dynamic shared memory
+// (IH*IW + k*k) floats, IH = 15*stride + (k-1)*dil + 1 and IW the same.
+extern "C" __global__ void conv2d_fwd_depthwise(const float* __restrict__ x, const float* __restrict__ w,
+                                                float* __restrict__ y, int C, int H, int W, int K, int OH, int OW,
+                                                int k, int stride, int pad, int dil) {
+    extern __shared__ float smem[];
+    const int T = 16;
+    const int tilesX = (OW + T - 1) / T;
+    const int tileY = blockIdx.x / tilesX, tileX = blockIdx.x % tilesX;
+    const int oc = blockIdx.y, n = blockIdx.z;
+    const int c = oc / (K / C);
+    const int IH = (T - 1) * stride + (k - 1) * dil + 1;
+    const int IW = IH;
+    float* tile = smem;            // IH x IW input window, zero outside the image
+    float* filt = smem + IH * IW;  // k x k filter
+    const int tid = threadIdx.y * T + threadIdx.x;
+    const int iy0 = tileY * T * stride - pad, ix0 = tileX * T * stride - pad;
+    const float* xc = x + ((long long)n * C + c) * H * W;
+    for (int e = tid; e < IH * IW; e += T * T) {
+        const int ty = e / IW, tx = e % IW;
+        const int iy = iy0 + ty, ix = ix0 + tx;
+        tile[e] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
+    }
+    for (int e = tid; e < k * k; e += T * T) filt[e] = w[(long long)oc * k * k + e];
+    __syncthreads();
+    const int oy = tileY * T + threadIdx.y, ox = tileX * T + threadIdx.x;
+    if (oy >= OH || ox >= OW) return;
+    // Summing in nets.RefConvForward's order over the in-bounds taps: the
+    // zero padding adds exact zeros, which leaves the sum unchanged.
+    float s = 0.0f;
+    const int by = threadIdx.y * stride, bx = threadIdx.x * stride;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) s += filt[ky * k + kx] * tile[(by + ky * dil) * IW + bx + kx * dil];
+    y[(((long long)n * K + oc) * OH + oy) * OW + ox] = s;
+}
+EVO_REGISTER(conv2d_fwd_depthwise);
+
+// conv2d_bwd_data: dx[n,c,iy,ix] += sum over the outputs (oc, oy, ox) whose
+// window reads (iy, ix) through tap (ky, kx) of w[oc,c',ky,kx] *
+// dy[n,oc,oy,ox]. Each thread owns one input value, so the sum needs no
+// atomics. The adjoint of conv2d_fwd, matching the dx part of
+// nets.RefConvBackward. Launch: element-wise shape over N*C*H*W inputs.
+extern "C" __global__ void conv2d_bwd_data(const float* __restrict__ dy, const float* __restrict__ w,
+                                           float* __restrict__ dx, int N, int C, int H, int W, int K, int OH,
+                                           int OW, int k, int stride, int pad, int dil, int groups) {
+    const int cg = C / groups, kg = K / groups;
+    EVO_FOR(i, (long long)N * C * H * W) {
+        const int ix = (int)(i % W);
+        const int iy = (int)((i / W) % H);
+        const int c = (int)((i / ((long long)W * H)) % C);
+        const long long n = i / ((long long)W * H * C);
+        const int g = c / cg, ic = c % cg;
+        float s = 0.0f;
+        for (int oc = g * kg; oc < (g + 1) * kg; oc++) {
+            const float* dyc = dy + ((n * K + oc) * OH) * (long long)OW;
+            const float* wk = w + ((long long)oc * cg + ic) * k * k;
+            for (int ky = 0; ky < k; ky++) {
+                const int ty = iy + pad - ky * dil;
+                if (ty < 0 || ty % stride != 0) continue;
+                const int oy = ty / stride;
+                if (oy >= OH) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    const int tx = ix + pad - kx * dil;
+                    if (tx < 0 || tx % stride != 0) continue;
+                    const int ox = tx / stride;
+                    if (ox >= OW) continue;
+                    s += wk[ky * k + kx] * dyc[oy * OW + ox];
+                }
+            }
+        }
+        dx[i] += s;
+    }
+}
+EVO_REGISTER(conv2d_bwd_data);
+
+// evo_conv_wgrad accumulates the taps [t0, t0+TMAX) of filter (oc, ic):
+// each thread strides over (n, oy, ox), keeping TMAX partial sums in
+// registers (TMAX is a compile-time bound so the array is not spilled; the
+// taps' window offsets come from shared memory, broadcast to all threads),
+// then warps reduce by shuffles and one barrier combines the warps.
+template <int TMAX>
+static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
+                                                      float* __restrict__ dw, int N, int C, int H, int W, int K,
+                                                      int OH, int OW, int k, int stride, int pad, int dil,
+                                                      int cg, int oc, int ic, int c, int t0, float* scratch,
+                                                      int* offs) {
+    const int taps = evo_imin(k * k - t0, TMAX);
+    for (int t = threadIdx.x; t < taps; t += blockDim.x) {
+        offs[2 * t] = ((t0 + t) / k) * dil - pad;
+        offs[2 * t + 1] = ((t0 + t) % k) * dil - pad;
+    }
+    __syncthreads();
+    float acc[TMAX];
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) acc[t] = 0.0f;
+    const long long positions = (long long)N * OH * OW;
+    for (long long p = threadIdx.x; p < positions; p += blockDim.x) {
+        const int ox = (int)(p % OW), oy = (int)((p / OW) % OH);
+        const long long n = p / ((long long)OW * OH);
+        const float g = dy[((n * K + oc) * OH + oy) * OW + ox];
+        const float* xc = x + (n * C + c) * (long long)H * W;
+        const int by = oy * stride, bx = ox * stride;
+#pragma unroll
+        for (int t = 0; t < TMAX; t++) {
+            if (t >= taps) break;
+            const int iy = by + offs[2 * t], ix = bx + offs[2 * t + 1];
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W) acc[t] += g * xc[iy * W + ix];
+        }
+    }
+    const int lane = threadIdx.x % EVO_WARP, warp = threadIdx.x / EVO_WARP;
+    const int nwarps = blockDim.x / EVO_WARP;
+#pragma unroll
+    for (int t = 0; t < TMAX; t++) {
+        const float v = evo_warp_sum(acc[t]);
+        if (lane == 0) scratch[t * nwarps + warp] = v;
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < taps) {
+        float s = 0.0f;
+        for (int q = 0; q < nwarps; q++) s += scratch[threadIdx.x * nwarps + q];
+        dw[((long long)oc * cg + ic) * k * k + t0 + threadIdx.x] += s;
+    }
+    __syncthreads();
+}
+
+// conv2d_bwd_weight: dw[oc,ic,ky,kx] += sum over n, oy, ox of
+// dy[n,oc,oy,ox] * x[n,c,oy*stride-pad+ky*dil, ox*stride-pad+kx*dil], the
+// dw part of nets.RefConvBackward. One block per filter (oc, ic): blockIdx.x
+// = oc*cg + ic. Launch: 256 threads (a multiple of 32), K*cg blocks, static
+// shared scratch. Filters of more than 25 taps (beyond 5x5) go in chunks of
+// 25, each a pass over dy.
+extern "C" __global__ void conv2d_bwd_weight(const float* __restrict__ x, const float* __restrict__ dy,
+                                             float* __restrict__ dw, int N, int C, int H, int W, int K, int OH,
+                                             int OW, int k, int stride, int pad, int dil, int groups) {
+    __shared__ float scratch[25 * 32];
+    __shared__ int offs[25 * 2];
+    const int cg = C / groups, kg = K / groups;
+    const int oc = blockIdx.x / cg, ic = blockIdx.x % cg;
+    const int c = (oc / kg) * cg + ic;
+    const int taps = k * k;
+    if (taps == 1) {
+        evo_conv_wgrad<1>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, scratch, offs);
+    } else if (taps <= 9) {
+        evo_conv_wgrad<9>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, scratch, offs);
+    } else {
+        for (int t0 = 0; t0 < taps; t0 += 25)
+            evo_conv_wgrad<25>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, t0, scratch, offs);
+    }
+}
+EVO_REGISTER(conv2d_bwd_weight);
