@@ -128,9 +128,19 @@ func TestFatbinTruncated(t *testing.T) {
 // from kernels/all_kernels.h, and signatures that differ between nvcc and
 // the C++ build (a macro that expands differently under __CUDACC__).
 func TestFatbinMatchesEmulator(t *testing.T) {
-	fb, err := os.ReadFile("kernels.fatbin")
+	fi, err := os.Stat("kernels.fatbin")
 	if err != nil {
 		t.Skip("no cuda/kernels.fatbin: run `make kernels` (needs nvcc) to check it against the emulator")
+	}
+	srcs, _ := filepath.Glob("../kernels/*.[ch]*")
+	for _, src := range srcs {
+		if si, err := os.Stat(src); err == nil && si.ModTime().After(fi.ModTime()) {
+			t.Skipf("cuda/kernels.fatbin is older than %s: run `make kernels` to check it against the emulator", src)
+		}
+	}
+	fb, err := os.ReadFile("kernels.fatbin")
+	if err != nil {
+		t.Fatal(err)
 	}
 	params, err := fatbinKernelParams(fb)
 	if err != nil {

@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# run.sh OUTDIR — evosearch's checks on a GPU host (DESIGN.md §6).
+#
+# Runs from the folder `make gpu-bundle` builds (copy it to a host with an
+# NVIDIA driver; no Go or CUDA toolkit needed there): prints nvidia-smi,
+# finds libcuda.so.1, then runs the real-driver tests, the conformance suite
+# on the GPU, compute-sanitizer on a short slice, the micro-benchmarks and
+# the evosearch benchmarks. A failing step is recorded and the run goes on,
+# so one run reports everything. Logs and report.md go to OUTDIR; the
+# report ends with the lines that matter most.
+#
+# Environment:
+#   RUN_BUDGET_S             seconds for the whole run (default 570: fits 10 minutes)
+#   EVOSEARCH_TEST_DEVICE    GPU index the tests use (default 0)
+#   EVOSEARCH_SANITIZE_RUN   -test.run filter for the sanitizer slice
+#   EVOSEARCH_BENCHTIME      -test.benchtime of the micro-benchmarks (default 0.5s)
+set -u
+
+if [ $# -ne 1 ]; then
+	echo "usage: bash run.sh OUTDIR" >&2
+	exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$1" || exit 1
+out=$(cd "$1" && pwd)
+t0=$(date +%s)
+deadline=$((t0 + ${RUN_BUDGET_S:-570}))
+san_run=${EVOSEARCH_SANITIZE_RUN:-'TestReal(Copies|Launch)$|Conformance/^([0-9]|1[0-3])$'}
+benchtime=${EVOSEARCH_BENCHTIME:-0.5s}
+bin=$here/evosearch
+ctest=$here/cuda.test
+status_file=$out/steps.tsv
+: >"$status_file"
+nstep=0
+
+say() { echo "[run.sh $(date +%H:%M:%S)] $*"; }
+
+# step NAME MAX_SECONDS CMD...: runs CMD with its output in OUTDIR/NN-NAME.log,
+# within MAX_SECONDS and what is left of the budget; records the outcome.
+step() {
+	local name=$1 max=$2
+	shift 2
+	nstep=$((nstep + 1))
+	local log
+	log=$(printf '%s/%02d-%s.log' "$out" "$nstep" "$name")
+	local left=$((deadline - $(date +%s) - 5))
+	if [ "$left" -lt 15 ]; then
+		say "$name: skipped, the time budget is spent"
+		printf '%s\tskipped (no time left)\t0\t%s\n' "$name" "$(basename "$log")" >>"$status_file"
+		return 0
+	fi
+	local lim=$((max < left ? max : left))
+	say "$name (up to ${lim}s): $*"
+	echo "\$ $*" >"$log"
+	local s=$(date +%s) rc
+	if command -v timeout >/dev/null 2>&1; then
+		timeout -k 10 "$lim" "$@" >>"$log" 2>&1
+	else
+		"$@" >>"$log" 2>&1
+	fi
+	rc=$?
+	local secs=$(($(date +%s) - s)) st
+	case $rc in
+	0) st=ok ;;
+	124 | 137) st="TIMEOUT after ${lim}s" ;;
+	*) st="FAIL (exit $rc)" ;;
+	esac
+	say "$name: $st in ${secs}s"
+	if [ "$rc" -ne 0 ]; then tail -n 15 "$log" | sed 's/^/    /'; fi
+	printf '%s\t%s\t%s\t%s\n' "$name" "$st" "$secs" "$(basename "$log")" >>"$status_file"
+	return 0
+}
+
+# skip NAME WHY: records a step that cannot run here.
+skip() {
+	nstep=$((nstep + 1))
+	say "$1: skipped, $2"
+	printf '%s\tskipped (%s)\t0\t-\n' "$1" "$2" >>"$status_file"
+}
+
+# --- the GPU, first -----------------------------------------------------------
+if command -v nvidia-smi >/dev/null 2>&1; then
+	nvidia-smi 2>&1 | tee "$out/nvidia-smi.txt"
+	nvidia-smi -q >"$out/nvidia-smi-q.txt" 2>&1
+else
+	echo "nvidia-smi: not found" | tee "$out/nvidia-smi.txt"
+fi
+
+# --- libcuda.so.1: the driver's own, never the toolkit's stub -----------------
+find_libcuda() {
+	local p d
+	p=$(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / && /x86-64/ && !/stubs/ {print $NF; exit}')
+	if [ -n "$p" ] && [ -e "$p" ]; then
+		dirname "$p"
+		return 0
+	fi
+	for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu \
+		/usr/lib64 /usr/lib/x86_64-linux-gnu/nvidia/current /usr/local/cuda/compat; do
+		if [ -e "$d/libcuda.so.1" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+if libdir=$(find_libcuda); then
+	export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	say "libcuda.so.1 in $libdir ($(readlink -f "$libdir/libcuda.so.1" 2>/dev/null))"
+else
+	libdir=""
+	say "libcuda.so.1 not found (ldconfig -p, /usr/local/nvidia/lib64, /usr/lib/x86_64-linux-gnu): the GPU steps will fail"
+fi
+
+{
+	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "host:    $(uname -n) ($(uname -srm))"
+	echo "cpus:    $(nproc 2>/dev/null)"
+	echo "glibc:   $(ldd --version 2>&1 | head -1) (the bundle needs $(sed -n 's/^glibc needed by evosearch: *//p' "$here/BUILD.txt" 2>/dev/null))"
+	echo "libcuda: ${libdir:-not found}"
+	echo "bundle:"
+	sed 's/^/  /' "$here/BUILD.txt" 2>/dev/null
+	echo "ldd evosearch:"
+	ldd "$bin" 2>&1 | sed 's/^/  /'
+} >"$out/env.txt"
+
+# --- compute-sanitizer: the host's (newer, knows the host's GPU) if its
+# injection libraries sit next to it, else the one the bundle carries.
+sanitizer=()
+for c in "$(command -v compute-sanitizer 2>/dev/null)" /usr/local/cuda/compute-sanitizer/compute-sanitizer \
+	/usr/local/cuda/bin/compute-sanitizer; do
+	[ -n "$c" ] && [ -x "$c" ] || continue
+	real=$(readlink -f "$c")
+	if [ -f "$(dirname "$real")/libsanitizer-collection.so" ]; then
+		sanitizer=("$real")
+		break
+	fi
+done
+if [ ${#sanitizer[@]} -eq 0 ] && [ -x "$here/sanitizer/compute-sanitizer" ]; then
+	sanitizer=("$here/sanitizer/compute-sanitizer" --injection-path "$here/sanitizer")
+fi
+
+cd "$here" || exit 1
+
+# --- tests on the GPU ----------------------------------------------------------
+if [ -x "$ctest" ]; then
+	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
+	step conformance 240 "$ctest" -test.run Conformance -test.v -test.timeout 230s
+	if [ ${#sanitizer[@]} -gt 0 ]; then
+		step memcheck 150 "${sanitizer[@]}" --tool memcheck --error-exitcode 3 \
+			"$ctest" -test.run "$san_run" -test.v -test.timeout 140s
+	else
+		skip memcheck "no compute-sanitizer here or in the bundle"
+	fi
+	step micro-bench 120 "$ctest" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "$benchtime" -test.timeout 110s
+else
+	skip driver-tests "cuda.test missing from the bundle"
+	skip conformance "cuda.test missing from the bundle"
+fi
+
+# --- evosearch benchmarks (JSON lines) -----------------------------------------
+if [ -x "$bin" ]; then
+	# The GPU variants run when the binary offers them (the CLI grows a
+	# cuda backend / device flag as the GPU path lands).
+	if "$bin" bench train --help 2>&1 | grep -qE -- '--backend.*cuda'; then
+		step bench-train-gpu 120 "$bin" bench train --backend cuda
+	else
+		skip bench-train-gpu "this evosearch has no cuda backend for bench train yet"
+	fi
+	if "$bin" bench --help 2>&1 | grep -qE '^ *population'; then
+		step bench-population 180 "$bin" bench population
+	else
+		skip bench-population "this evosearch has no bench population yet"
+	fi
+	if "$bin" search --help 2>&1 | grep -q -- '--device'; then
+		step search-gpu 120 "$bin" search --dataset synthetic --search-space darts-like --generations 2 \
+			--popsize 4 --proxy-epochs 1 --device cuda --seed 1 --output "$out/search-gpu"
+	else
+		skip search-gpu "this evosearch search has no --device flag yet"
+	fi
+	step bench-train-cpu 90 "$bin" bench train --steps 5 --warmup 1
+else
+	skip benchmarks "evosearch missing from the bundle"
+fi
+
+# --- the rest of compute-sanitizer, as time allows -------------------------------
+if [ -x "$ctest" ] && [ ${#sanitizer[@]} -gt 0 ]; then
+	step racecheck 120 "${sanitizer[@]}" --tool racecheck --error-exitcode 3 \
+		"$ctest" -test.run "$san_run" -test.v -test.timeout 110s
+	step initcheck 90 "${sanitizer[@]}" --tool initcheck --error-exitcode 3 \
+		"$ctest" -test.run "$san_run" -test.v -test.timeout 80s
+	step synccheck 90 "${sanitizer[@]}" --tool synccheck --error-exitcode 3 \
+		"$ctest" -test.run "$san_run" -test.v -test.timeout 80s
+fi
+
+# --- report.md: overview first, the lines that matter most last -----------------
+logof() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "$status_file"; }
+statusof() { awk -F'\t' -v n="$1" '$1 == n {print $2}' "$status_file"; }
+total=$(wc -l <"$status_file")
+failed=$(awk -F'\t' '$2 ~ /^(FAIL|TIMEOUT)/ {print $1}' "$status_file" | tr '\n' ' ')
+nfailed=$(awk -F'\t' '$2 ~ /^(FAIL|TIMEOUT)/' "$status_file" | wc -l)
+nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
+{
+	echo "# evosearch GPU run, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo
+	echo "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+	echo "host: $(uname -n), $(nproc 2>/dev/null) CPUs; libcuda: ${libdir:-not found}; sanitizer: ${sanitizer[0]:-none}"
+	echo "bundle: $(sed -n 's/^commit: *//p' "$here/BUILD.txt" 2>/dev/null), built $(sed -n 's/^built: *//p' "$here/BUILD.txt" 2>/dev/null)"
+	echo "total time: $(($(date +%s) - t0)) s"
+	echo
+	echo "| step | outcome | seconds | log |"
+	echo "|---|---|---:|---|"
+	awk -F'\t' '{printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4}' "$status_file"
+	echo
+	echo '## Benchmarks'
+	echo
+	echo '```'
+	for s in micro-bench; do
+		l=$(logof $s)
+		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
+	done
+	for s in bench-train-cpu bench-train-gpu bench-population; do
+		l=$(logof $s)
+		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
+	done
+	echo '```'
+	echo
+	echo '## Failures'
+	echo
+	echo '```'
+	awk -F'\t' '$2 ~ /^(FAIL|TIMEOUT)/ {print $1 "\t" $4}' "$status_file" | while IFS=$'\t' read -r s l; do
+		[ -f "$out/$l" ] || continue
+		# test failures and sanitizer findings; else the end of the log
+		if ! grep -E '^\s*--- FAIL|^(FAIL|panic:)|_test.go:[0-9]+:|^=+ (Error|ERROR|Invalid|Race|Uninitialized|Barrier|Program hit)' "$out/$l" |
+			head -n 25 | sed "s/^/$s: /" | grep .; then
+			tail -n 5 "$out/$l" | sed "s/^/$s: /"
+		fi
+	done
+	echo '```'
+	echo
+	echo '## Verdict'
+	echo
+	for s in driver-tests conformance; do
+		l=$(logof $s)
+		if [ -n "$l" ] && [ -f "$out/$l" ]; then
+			p=$(grep -cE '^\s*--- PASS' "$out/$l")
+			f=$(grep -cE '^\s*--- FAIL' "$out/$l")
+			k=$(grep -cE '^\s*--- SKIP' "$out/$l")
+			echo "- $s: $(statusof $s); $p passed, $f failed, $k skipped (tests and subtests)"
+		fi
+	done
+	for s in memcheck racecheck initcheck synccheck; do
+		l=$(logof $s)
+		if [ -n "$l" ] && [ -f "$out/$l" ]; then
+			summary=$(grep -h 'ERROR SUMMARY' "$out/$l" | tail -1 | sed 's/^=* *//')
+			echo "- $s: $(statusof $s); ${summary:-no ERROR SUMMARY line, see $l}"
+		fi
+	done
+	echo "- OVERALL: $nok of $total steps ok; ${nfailed} failed${failed:+: $failed}"
+} >"$out/report.md"
+
+echo
+cat "$out/report.md"
+echo
+say "logs and report.md in $out"
+[ "$nfailed" -eq 0 ]
