@@ -53,3 +53,11 @@ func TestKernelsRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestConformanceTraining trains small networks through the kernels and
+// compares with nets.Ref step by step.
+func TestConformanceTraining(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	backendtest.RunTraining(t, b, conformanceTol)
+}

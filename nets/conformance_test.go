@@ -26,3 +26,5 @@ func (oneWorker) Backward(op nets.OpKind, a *nets.Args) {
 	a.Workers = 1
 	nets.Ref{}.Backward(op, a)
 }
+
+func TestConformanceTrainingCPU(t *testing.T) { backendtest.RunTraining(t, nets.CPU{}, backendtest.Default) }
