@@ -27,4 +27,6 @@ func (oneWorker) Backward(op nets.OpKind, a *nets.Args) {
 	nets.Ref{}.Backward(op, a)
 }
 
-func TestConformanceTrainingCPU(t *testing.T) { backendtest.RunTraining(t, nets.CPU{}, backendtest.Default) }
+func TestConformanceTrainingCPU(t *testing.T) {
+	backendtest.RunTraining(t, nets.CPU{}, backendtest.Default)
+}
