@@ -137,10 +137,123 @@
 // from the *rand.Rand passed in, in a fixed order, so a seed fixes the
 // result.
 //
-// # Selection, encodings and the search loop
+// # Variation of darts-like genomes
 //
-// TODO(others): document here tournament and aging ("regularized")
-// selection (Real et al. 2019), the hall of fame, the strategies, the
-// encoding of darts-like genomes as vectors for CMA-ES (argmax over op and
-// input slots), the search loop and the checkpoint format.
+// DartsSpace varies the two cells of a darts-like genome (DARTS's cell
+// space: H. Liu, K. Simonyan and Y. Yang, "DARTS: Differentiable
+// Architecture Search", ICLR 2019). MutateEdgeOp gives one edge, drawn
+// uniformly from the 16 of both cells, another op; MutateEdgeInput gives
+// one edge another of the states it may read (the "op" and "hidden state"
+// mutations of Real et al. 2019, below). CrossoverCells takes the normal
+// cell of one parent and the reduction cell of the other; CrossoverNodes
+// takes each node (its two edges together) from either parent. --ops may
+// restrict the op set (RandomDarts, MutateEdgeOp and the encoding then
+// only use those ops).
+//
+// # Encodings for CMA-ES
+//
+// HParamBox maps the continuous hparams to [0,1]^3: the learning rate and
+// the weight decay on a log scale (lr = exp(log lo + u (log hi - log lo)),
+// by default lr in [0.003, 0.3] and weight decay in [1e-5, 1e-2]), the
+// width multiplier linearly (default [0.5, 1.5]); values are rounded to 4
+// significant digits, and unset hparams encode as the default recipe
+// (0.025, 3e-4, 1). The hybrid strategy runs CMA-ES on this box, from the
+// default recipe with sigma0 0.2 and the box as bounds.
+//
+// DartsEncoding maps a whole darts-like genome to [0,1]^n for the cmaes
+// strategy. For each cell (normal, then reduce) and each edge i = 0..7 in
+// order it has one slot per op (9 with all ops) and then one slot per
+// state the edge may read (i/2+2); the edge's op and input are the argmax
+// of their slots, the first slot on ties. The hparam box follows, so n =
+// 2 (72 + 28) + 3 = 203 with all ops. CMA-ES starts at 0.5 in every slot
+// (the first generation is then uniform over the space) and the default
+// hparams, with sigma0 0.25 and the box [0,1]^n as bounds; Encode writes
+// 0.75 in the chosen slots and 0.25 elsewhere, which is how warm-start
+// genomes are injected into its first generation. Since many candidates
+// tie, TolFlatFitness is disabled; when another criterion stops the run it
+// restarts from the start point with a new seed.
+//
+// # Selection and the hall of fame
+//
+// Tournament draws k distinct members uniformly (k = --tournament-size,
+// default 4) and returns the fittest; a candidate whose evaluation failed
+// has fitness -1 and never enters a population. Aging ("regularized")
+// evolution follows E. Real, A. Aggarwal, Y. Huang and Q. V. Le,
+// "Regularized Evolution for Image Classifier Architecture Search", AAAI
+// 2019: a queue of P individuals; a child is a mutation of the winner of a
+// tournament over S of them; children join at the young end and the
+// oldest leave, so that no individual survives by one lucky evaluation.
+// Here a generation's children are made in a batch and pushed in order.
+// HallOfFame keeps the N best individuals with distinct architectures
+// (ArchHash: the same cells trained with other hparams count once, with
+// their best score); ties go to the earlier evaluation. Its SkipShare, the
+// share of skip_connect edges, is logged per generation: weight-sharing
+// DARTS is known to collapse into skip connections, an evolutionary search
+// training every candidate on its own should not.
+//
+// # Strategies
+//
+// Every strategy proposes --popsize candidates per generation and is told
+// their results (Config.Strategy):
+//
+//   - hybrid (default): a population of P (--population, default
+//     --popsize) evaluated individuals. Each child is a tournament winner,
+//     crossed over with a second winner with probability 0.5, then
+//     mutated once (Space.Crossover, Space.Mutate: the darts operators
+//     above or GPCrossover/GPMutate for gp-tree); its hparams are the
+//     child's sample of a CMA-ES over the HParamBox whose population is the
+//     generation, told -fitness. The next population is the best P of
+//     parents and children, one per Hash ((mu + lambda) selection).
+//   - gp: the same without CMA-ES; hparams are inherited (unset: the
+//     default recipe).
+//   - cmaes: CMA-ES over DartsEncoding (darts-like only), told -fitness.
+//   - regularized: aging evolution as above, P = 2 x --popsize by default,
+//     S = --tournament-size; the queue is filled with random architectures
+//     first.
+//   - random: uniform architectures with the default recipe: the baseline
+//     every other strategy must beat.
+//
+// In hybrid, gp, regularized and random, a child that repeats an
+// architecture already evaluated, in the population or earlier in the
+// generation is redrawn (up to 8 times).
+//
+// # The search loop
+//
+// Search.Run proposes a generation, looks duplicates up, hands the rest to
+// the Evaluator as one batch, then updates the strategy and the hall of
+// fame. A candidate whose Hash was evaluated before (trained with a
+// status of ok, diverged or invalid: the outcomes that would repeat) is
+// not trained again: its record repeats the result with "cached": true and
+// seconds 0. A duplicate within a generation waits for the first one and
+// repeats its result, whatever it is. Failed and oom results are not
+// reused. A StreamEvaluator reports each result as it finishes; the CPU
+// evaluator (CPUEvaluator) trains the candidates on all cores at once, each
+// on one thread with the same seed, so results do not depend on the core
+// count, and turns invalid genomes, divergence and panics into statuses.
+//
+// # The output folder and crash safety
+//
+// archive.jsonl holds one Record per evaluation in (generation, candidate)
+// order, each line appended and fsynced when it and every candidate before
+// it are known; a result that finishes ahead of an earlier candidate is
+// appended and fsynced to pending.jsonl first. After the last record of a
+// generation, checkpoint.json (version, settings, generations finished,
+// counters, the PCG state of the search's random source, the strategy's
+// population, CMA-ES state, restarts and unused warm-start seeds, the hall
+// of fame and the history rows) is replaced atomically, pending.jsonl is
+// emptied, and hall_of_fame.json, best_arch.json and history.csv are
+// rewritten. The invariant: every record of a generation before the
+// checkpoint's count is in the archive; those of the next generation are a
+// prefix in the archive plus whatever pending.jsonl holds.
+//
+// Resuming (Open with resume) restores the checkpoint, cuts a torn last
+// line off both files, indexes the earlier generations for duplicate
+// look-ups, and proposes the interrupted generation again, which the
+// restored random state makes identical; every candidate already on disk
+// is taken from there, not trained. So a kill -9 at any moment loses no
+// finished evaluation, repeats none, and leaves the archive equal to an
+// uninterrupted run's apart from seconds. Settings recorded at the start
+// (space, ops, strategy, sizes, seed, hparam box and the caller's proxy
+// settings) must match on resume (SettingsError names each difference);
+// Generations and the Deadline may change.
 package evo
