@@ -351,6 +351,9 @@ func proxyRecipe(c *ucli.Context, seed uint64) nets.TrainConfig {
 	cfg := nets.DefaultTrainConfig()
 	cfg.Epochs, cfg.BatchSize, cfg.Seed = c.Int("proxy-epochs"), c.Int("proxy-batch-size"), seed
 	cfg.Augment = data.Augment{}
+	// Batch-norm statistics recomputed with the final weights before the
+	// proxy is scored: short proxies otherwise score their BN lag.
+	cfg.BNCalibration = 10
 	return cfg
 }
 

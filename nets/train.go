@@ -37,6 +37,14 @@ type TrainConfig struct {
 	// MaxStepsPerEpoch caps an epoch (0 = the whole training set); used by
 	// benchmarks and tests.
 	MaxStepsPerEpoch int
+	// BNCalibration, when > 0, replaces every batch norm's running
+	// statistics before evaluation by the average batch statistics of that
+	// many training batches, computed with the final weights. A proxy run
+	// of a few dozen steps changes its weights faster than momentum-0.1
+	// running averages can follow, and its evaluation-mode accuracy then
+	// says more about that lag than about the architecture; recalibrating
+	// (as one-shot NAS methods do) removes the lag.
+	BNCalibration int
 }
 
 // DefaultTrainConfig is the default training recipe: SGD lr 0.025 with
@@ -232,6 +240,11 @@ func Train(ctx context.Context, m *Model, train, val *data.Dataset, cfg TrainCon
 		}
 		images += min(train.Len(), tr.StepsPerEpoch()*cfg.BatchSize)
 	}
+	if cfg.BNCalibration > 0 {
+		if err := CalibrateBN(ctx, m, train, cfg.BatchSize, cfg.BNCalibration, cfg.Seed); err != nil {
+			return res, err
+		}
+	}
 	acc, loss, err := Evaluate(ctx, m, val, max(cfg.BatchSize, 128))
 	if err != nil {
 		return res, err
@@ -245,4 +258,49 @@ func Train(ctx context.Context, m *Model, train, val *data.Dataset, cfg TrainCon
 		res.ImagesPerSec = float64(images) / trainSec
 	}
 	return res, nil
+}
+
+// CalibrateBN sets every batch norm's running mean and variance to the
+// average of its batch statistics over `batches` training batches (drawn
+// from d in a seeded order, no augmentation), using the model's current
+// weights. It works with any backend: each forward in training mode moves
+// the running statistics by momentum 0.1 towards the batch's, so the
+// batch's own statistics are (new - 0.9*old)/0.1.
+func CalibrateBN(ctx context.Context, m *Model, d *data.Dataset, batch, batches int, seed uint64) error {
+	if len(m.Buffers) == 0 || d.Len() == 0 {
+		return nil
+	}
+	order := data.EpochOrder(d.Len(), data.NewRand(int64(seed)+0x6b6e))
+	batches = min(batches, (d.Len()+batch-1)/batch)
+	sums := make([][]float64, len(m.Buffers))
+	old := make([][]float32, len(m.Buffers))
+	for i, b := range m.Buffers {
+		sums[i] = make([]float64, len(b))
+		old[i] = make([]float32, len(b))
+	}
+	x := make([]float32, batch*d.ImageSize())
+	y := make([]int32, batch)
+	for k := 0; k < batches; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		idx := order[k*batch : min((k+1)*batch, len(order))]
+		n := len(idx)
+		d.Batch(idx, data.Augment{}, nil, x[:n*d.ImageSize()], y[:n])
+		for i, b := range m.Buffers {
+			copy(old[i], b)
+		}
+		m.Forward(x[:n*d.ImageSize()], n, true)
+		for i, b := range m.Buffers {
+			for j := range b {
+				sums[i][j] += (float64(b[j]) - (1-BNMomentum)*float64(old[i][j])) / BNMomentum
+			}
+		}
+	}
+	for i, b := range m.Buffers {
+		for j := range b {
+			b[j] = float32(sums[i][j] / float64(batches))
+		}
+	}
+	return nil
 }

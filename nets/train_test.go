@@ -139,3 +139,56 @@ func (s smoothRef) Backward(op OpKind, a *Args) {
 	}
 	s.Ref.Backward(op, a)
 }
+
+// TestCalibrateBN: after calibration the running statistics equal the mean
+// of the batch statistics of the calibration batches; with one batch that
+// is exactly the batch's mean and unbiased variance.
+func TestCalibrateBN(t *testing.T) {
+	d := data.Synthetic(40, 3, 8, 8, 4, 3)
+	g, err := BuildDarts(DartsV2(), NetConfig{C: 4, Layers: 2, In: Shape{3, 8, 8}, Classes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel(g, Ref{}, 1, 2)
+	for _, b := range m.Buffers {
+		for j := range b {
+			b[j] = 123 // far from any batch statistic
+		}
+	}
+	if err := CalibrateBN(context.Background(), m, d, 40, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	// the stem's BN sees the stem conv's output: recompute its statistics directly
+	x := make([]float32, 40*d.ImageSize())
+	y := make([]int32, 40)
+	idx := make([]int, 40)
+	for i := range idx {
+		idx[i] = i
+	}
+	d.Batch(idx, data.Augment{}, nil, x, y)
+	m2 := NewModel(g, Ref{}, 1, 2)
+	m2.Forward(x, 40, true)
+	conv := m2.Activation(1) // stem.conv output, 40 x 48 x 8 x 8
+	c, hw := g.Nodes[1].Shape.C, 64
+	for ch := 0; ch < c; ch++ {
+		var s, ss float64
+		for n := 0; n < 40; n++ {
+			for _, v := range conv[(n*c+ch)*hw : (n*c+ch+1)*hw] {
+				s += float64(v)
+			}
+		}
+		mean := s / float64(40*hw)
+		for n := 0; n < 40; n++ {
+			for _, v := range conv[(n*c+ch)*hw : (n*c+ch+1)*hw] {
+				ss += (float64(v) - mean) * (float64(v) - mean)
+			}
+		}
+		unbiased := ss / float64(40*hw-1)
+		if got := float64(m.Buffers[0][ch]); math.Abs(got-mean) > 1e-4+1e-4*math.Abs(mean) {
+			t.Fatalf("channel %d: running mean %g, batch mean %g", ch, got, mean)
+		}
+		if got := float64(m.Buffers[1][ch]); math.Abs(got-unbiased) > 1e-3*unbiased {
+			t.Fatalf("channel %d: running variance %g, batch variance %g", ch, got, unbiased)
+		}
+	}
+}

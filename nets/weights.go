@@ -81,7 +81,11 @@ func WriteFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("nets: write %s: %w", path, err)
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	// CreateTemp makes the file private (0600); results are for sharing.
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
