@@ -18,8 +18,8 @@ import (
 func RunTraining(t *testing.T, b nets.Backend, tol Tolerance) {
 	t.Helper()
 	allOps := &nets.Genome{Space: nets.SpaceDarts, Heads: 2,
-		Normal: []nets.Edge{{"attention", 0}, {"sep_conv_5x5", 1}, {"dil_conv_5x5", 0}, {"none", 2}, {"avg_pool_3x3", 3}, {"max_pool_3x3", 1}, {"skip_connect", 4}, {"dil_conv_3x3", 2}},
-		Reduce: []nets.Edge{{"attention", 1}, {"skip_connect", 0}, {"sep_conv_5x5", 0}, {"avg_pool_3x3", 2}, {"none", 1}, {"dil_conv_5x5", 3}, {"sep_conv_3x3", 4}, {"max_pool_3x3", 0}}}
+		Normal: []nets.Edge{{Op: "attention", Input: 0}, {Op: "sep_conv_5x5", Input: 1}, {Op: "dil_conv_5x5", Input: 0}, {Op: "none", Input: 2}, {Op: "avg_pool_3x3", Input: 3}, {Op: "max_pool_3x3", Input: 1}, {Op: "skip_connect", Input: 4}, {Op: "dil_conv_3x3", Input: 2}},
+		Reduce: []nets.Edge{{Op: "attention", Input: 1}, {Op: "skip_connect", Input: 0}, {Op: "sep_conv_5x5", Input: 0}, {Op: "avg_pool_3x3", Input: 2}, {Op: "none", Input: 1}, {Op: "dil_conv_5x5", Input: 3}, {Op: "sep_conv_3x3", Input: 4}, {Op: "max_pool_3x3", Input: 0}}}
 	for _, tc := range []struct {
 		name string
 		g    *nets.Genome
