@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -41,7 +42,14 @@ type TrainResult struct {
 
 // Train runs the train-cpu benchmark on random data (the figure does not
 // depend on the values) and returns its figures.
-func Train(ctx context.Context, o TrainOptions) (TrainResult, error) {
+func Train(ctx context.Context, o TrainOptions) (res TrainResult, err error) {
+	// A GPU backend reports a failed launch by panicking (nets.Backend has
+	// no error result); turn that into an error here.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("bench train on %s: %v", o.Backend.Name(), r)
+		}
+	}()
 	if o.Steps <= 0 {
 		o.Steps = 20
 	}

@@ -9,6 +9,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/naturecast/evosearch/bench"
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/nets"
 )
 
@@ -27,7 +28,7 @@ var benchTrainCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "steps", Value: 20, Usage: "timed training steps"},
 		&ucli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size"},
-		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path) or cpu-ref (the plain reference)"},
+		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path), cpu-ref (the plain reference), cuda (GPU 0, op by op through the kernels; needs a -tags cuda build) or cuda-emu (the kernels on the CPU emulator: slow, for checking)"},
 		workersFlag,
 	},
 	Action: func(c *ucli.Context) error {
@@ -37,8 +38,19 @@ var benchTrainCommand = &ucli.Command{
 			b = nets.CPU{}
 		case "cpu-ref":
 			b = nets.Ref{}
+		case "cuda", "cuda-emu":
+			d := cuda.NewEmulator()
+			if c.String("backend") == "cuda" {
+				var err error
+				if d, err = cuda.OpenDevice(0); err != nil {
+					return fmt.Errorf("--backend cuda: %w", err)
+				}
+			}
+			cb := cuda.NewBackend(d)
+			defer cb.Close()
+			b = cb
 		default:
-			return usagef("--backend %q: unknown (valid: cpu, cpu-ref)", c.String("backend"))
+			return usagef("--backend %q: unknown (valid: cpu, cpu-ref, cuda, cuda-emu)", c.String("backend"))
 		}
 		if c.Int("steps") < 1 || c.Int("batch-size") < 1 || c.Int("warmup") < 0 {
 			return usagef("--steps and --batch-size must be at least 1, --warmup at least 0")

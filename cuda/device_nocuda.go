@@ -7,3 +7,6 @@ func Available() bool { return false }
 
 // Devices lists the GPUs; without CUDA support it returns ErrNoCUDA.
 func Devices() ([]Device, error) { return nil, ErrNoCUDA }
+
+// OpenDevice opens GPU i; without CUDA support it returns ErrNoCUDA.
+func OpenDevice(i int) (Driver, error) { return nil, ErrNoCUDA }
