@@ -203,10 +203,18 @@ def cmd_params(argv):
 
 
 def cmd_train(argv):
-    """train [--steps S --batch B]: images/s training DARTS_V2 C=16 L=5 on random 32x32x3 data."""
+    """train [--steps S --batch B --threads N]: images/s training DARTS_V2 C=16 L=5 on random 32x32x3 data.
+
+    --threads sets torch's intra-op threads; without it torch keeps its default, which is 1 on some
+    builds (Debian's python3-torch here) whatever the core count, so pass the core count to compare
+    with evosearch on all cores."""
     steps, batch = 20, 64
     if "--steps" in argv:
         steps = int(argv[argv.index("--steps") + 1])
+    if "--batch" in argv:
+        batch = int(argv[argv.index("--batch") + 1])
+    if "--threads" in argv:
+        torch.set_num_threads(int(argv[argv.index("--threads") + 1]))
     torch.manual_seed(1)
     net = Network(DARTS_V2)
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)

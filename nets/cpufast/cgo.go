@@ -1,12 +1,15 @@
 package cpufast
 
-// The C kernels live in impl.h, compiled once per instruction set by
-// isa_generic.c, isa_avx2.c and isa_avx512.c; dispatch.c picks one at init.
+// The C kernels live in impl.h (convolutions, GEMM) and elt_impl.h (the
+// memory-bound ops), compiled once per instruction set by isa_generic.c,
+// isa_avx2.c and isa_avx512.c; dispatch.c picks one at init. -lm is for
+// sqrt in batch norm.
 // -O3 is needed for the vectoriser and unrolling the kernels rely on;
 // -std=gnu11 keeps GCC's default of contracting a*b+c into FMAs.
 
 /*
 #cgo CFLAGS: -O3 -std=gnu11 -Wall -Wno-psabi
+#cgo LDFLAGS: -lm
 #include "cpufast.h"
 */
 import "C"

@@ -12,6 +12,7 @@
 #include "cpufast.h"
 
 const cf_ops *cf_cur = &cf_ops_generic;
+const cf_elt_ops *cf_elt_cur = &cf_elt_ops_generic;
 static int cur_isa = CF_GENERIC;
 
 int cf_isa_supported(int isa)
@@ -30,6 +31,20 @@ int cf_isa_supported(int isa)
 #endif
 	default:
 		return 0;
+	}
+}
+
+static const cf_elt_ops *elt_ops_of(int isa)
+{
+	switch (isa) {
+#if defined(__x86_64__)
+	case CF_AVX2:
+		return &cf_elt_ops_avx2;
+	case CF_AVX512:
+		return &cf_elt_ops_avx512;
+#endif
+	default:
+		return &cf_elt_ops_generic;
 	}
 }
 
@@ -52,6 +67,7 @@ int cf_set_isa(int isa)
 	if (isa < 0 || isa >= CF_NISA || !cf_isa_supported(isa))
 		return 0;
 	cf_cur = ops_of(isa);
+	cf_elt_cur = elt_ops_of(isa);
 	cur_isa = isa;
 	return 1;
 }
@@ -123,4 +139,55 @@ void cf_bwd_data_dw(const cf_conv *p, const float *dy, const float *w, float *dx
 void cf_bwd_filter_dw(const cf_conv *p, const float *x, const float *dy, float *dw, long k0, long k1)
 {
 	cf_cur->bwd_filter_dw(p, x, dy, dw, k0, k1);
+}
+
+void cf_relu_fwd(const float *x, float *y, long n) { cf_elt_cur->relu_fwd(x, y, n); }
+
+void cf_relu_bwd(const float *x, const float *dy, float *dx, long n, int add)
+{
+	cf_elt_cur->relu_bwd(x, dy, dx, n, add);
+}
+
+void cf_add2(const float *a, const float *b, float *y, long n) { cf_elt_cur->add2(a, b, y, n); }
+
+void cf_blocks(int add, float *d, long ds, const float *s, long ss, long len, long count)
+{
+	cf_elt_cur->blocks(add, d, ds, s, ss, len, count);
+}
+
+void cf_bn_fwd(const cf_norm *p, const float *x, const float *gamma, const float *beta, float *y,
+               float *mean, float *invstd, double *var, int training, double eps, long c0, long c1)
+{
+	cf_elt_cur->bn_fwd(p, x, gamma, beta, y, mean, invstd, var, training, eps, c0, c1);
+}
+
+void cf_bn_bwd(const cf_norm *p, const float *x, const float *dy, const float *gamma, const float *mean,
+               const float *invstd, float *dx, int add_dx, float *dgamma, float *dbeta, long c0, long c1)
+{
+	cf_elt_cur->bn_bwd(p, x, dy, gamma, mean, invstd, dx, add_dx, dgamma, dbeta, c0, c1);
+}
+
+void cf_pool_fwd(const cf_pool *p, const float *x, float *y, long u0, long u1)
+{
+	cf_elt_cur->pool_fwd(p, x, y, u0, u1);
+}
+
+void cf_pool_bwd(const cf_pool *p, const float *x, const float *dy, float *dx, long u0, long u1)
+{
+	cf_elt_cur->pool_bwd(p, x, dy, dx, u0, u1);
+}
+
+void cf_fr_fwd(const cf_fr *p, const float *x, const float *w0, const float *w1, float *y, long n0, long n1)
+{
+	cf_elt_cur->fr_fwd(p, x, w0, w1, y, n0, n1);
+}
+
+void cf_fr_bwd_data(const cf_fr *p, const float *dy, const float *w0, const float *w1, float *dx, long n0, long n1)
+{
+	cf_elt_cur->fr_bwd_data(p, dy, w0, w1, dx, n0, n1);
+}
+
+void cf_fr_bwd_filter(const cf_fr *p, const float *x, const float *dy, float *dw0, float *dw1, long n0, long n1)
+{
+	cf_elt_cur->fr_bwd_filter(p, x, dy, dw0, dw1, n0, n1);
 }

@@ -1,5 +1,6 @@
 // Package cpufast is the fast CPU compute path for convolutions and matrix
-// products: the hot loop of CPU training. The plain-Go reference ops in
+// products, and for the memory-bound ops around them (batch norm, pooling,
+// ReLU, sums, the factorized reduce): the hot loop of CPU training. The plain-Go reference ops in
 // package nets are the specification; this package must agree with them
 // within float32 rounding (its own tests check it against naive float64
 // loops) and does not import nets.
@@ -64,9 +65,57 @@
 // packing, which would be a transpose as costly as the arithmetic, and runs
 // blocked dot products instead. The choice depends only on the shape.
 //
+// # The memory-bound ops (elt.go, elt_impl.h)
+//
+// Batch norm, pooling and the element-wise ops do one to three
+// floating-point operations per float they move, so they run at memory speed
+// whatever the arithmetic; the kernels touch each tensor as few times as
+// they can and keep re-reads in cache.
+//
+//   - ReLU (y = max(x, 0), NaN kept), ReLUBackward (dx += dy where x > 0),
+//     Add (dst += s) and AddTo (dst = s + t), named as in gonum's floats,
+//     CopyBlocks and AddBlocks (strided runs: a channel concatenation and
+//     its adjoint). Split into contiguous ranges over workers.
+//   - The functions ending in Set (ReLUBackwardSet, BatchNormBackwardSet)
+//     store the input gradient instead of adding it: an executor that knows
+//     a gradient buffer has no other writer yet saves clearing it, a whole
+//     pass over memory.
+//   - BatchNormForwardTrain / BatchNormForwardEval / BatchNormBackward, over
+//     Norm{N, C, HW}: one channel at a time, so the channel's N planes come
+//     from memory once and the later passes (the deviations, then the
+//     output; or the gradient) find them in L2. Statistics are summed in
+//     float32 vector lanes over runs of at most 1024 values and in float64
+//     across runs; the variance is the two-pass one (sum of squared
+//     deviations from the mean, never E[x^2] - E[x]^2). The backward takes
+//     the mean and 1/std the forward stored, as PyTorch and the reference
+//     do. Split over channels.
+//   - PoolForward / PoolBackward over Pool{N, C, H, W, K, Stride, Pad, Avg}:
+//     PyTorch's max pooling and average pooling with count_include_pad =
+//     False. Each plane is copied into a padded scratch plane split into
+//     Stride column phases, so every window tap of a run of outputs is one
+//     unit-stride vector load whatever the stride; the backward adds each
+//     tap's share into a plane of its own column class, so no vector
+//     read-modify-write waits on a store that covers part of it. The 3x3
+//     stride-2 pad-1 windows of DARTS's reduction cells on planes whose
+//     width is a multiple of the vector take a path without any copy: the
+//     taps of a row are shuffles of two aligned loads. Max routes the
+//     gradient to the first maximum of the window in row-major order (the
+//     reference's and PyTorch's CPU rule); a NaN in a window makes the
+//     maximum NaN, as Go's max does. Split over planes.
+//   - FactReduceForward / BackwardData / BackwardFilter over
+//     FactReduce{N, C, H, W, K}: DARTS's factorized reduce, two 1x1 stride-2
+//     convolutions on the even and on the odd pixels, concatenated. Per
+//     image the strided pixels are gathered into scratch and the products
+//     run as GEMMs straight into the output halves (contiguous blocks of
+//     the image's output). Split over images; the weight gradient, like
+//     ConvBackwardFilter's, sums per worker and then in worker order.
+//
+// Only the factorized reduce's weight gradient depends on the number of
+// workers (in the last bits); every other result is the same for any.
+//
 // # Instruction sets
 //
-// The C kernels (impl.h, dw_impl.h) are written once with GCC vector
+// The C kernels (impl.h, dw_impl.h, elt_impl.h) are written once with GCC vector
 // extensions and compiled three times: isa_generic.c (baseline, SSE2 on
 // x86-64), isa_avx2.c (AVX2+FMA, x86-64-v3) and isa_avx512.c (AVX-512 F+VL).
 // At init the widest build the CPU and OS support is chosen with

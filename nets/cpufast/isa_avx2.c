@@ -13,4 +13,5 @@
 #define DN 2
 #define DWW_A 8
 #include "impl.h"
+#include "elt_impl.h"
 #endif

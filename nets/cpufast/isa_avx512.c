@@ -15,4 +15,5 @@
 #define DWW_A 16
 #define DWW_B 8
 #include "impl.h"
+#include "elt_impl.h"
 #endif

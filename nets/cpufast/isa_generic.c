@@ -11,3 +11,4 @@
 #define DN 2
 #define DWW_A 4
 #include "impl.h"
+#include "elt_impl.h"
