@@ -86,3 +86,16 @@ func (t *Timed) Table() string {
 	}
 	return b.String()
 }
+
+// Overwrites and BackwardOverwrite pass the optional gradOverwriter
+// extension through, so a profile times the path training really takes.
+func (t *Timed) Overwrites(op OpKind) bool {
+	ow, ok := t.B.(gradOverwriter)
+	return ok && ow.Overwrites(op)
+}
+
+func (t *Timed) BackwardOverwrite(op OpKind, a *Args, fresh []bool) {
+	t0 := time.Now()
+	t.B.(gradOverwriter).BackwardOverwrite(op, a, fresh)
+	t.record(opKey(op, a, "bwd"), time.Since(t0))
+}
