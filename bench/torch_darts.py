@@ -203,7 +203,8 @@ def cmd_params(argv):
 
 
 def cmd_train(argv):
-    """train [--steps S --batch B --threads N]: images/s training DARTS_V2 C=16 L=5 on random 32x32x3 data.
+    """train [--steps S --batch B --threads N --device cpu|cuda]: images/s training DARTS_V2 C=16 L=5 on
+    random 32x32x3 data.
 
     --threads sets torch's intra-op threads; without it torch keeps its default, which is 1 on some
     builds (Debian's python3-torch here) whatever the core count, so pass the core count to compare
@@ -215,10 +216,12 @@ def cmd_train(argv):
         batch = int(argv[argv.index("--batch") + 1])
     if "--threads" in argv:
         torch.set_num_threads(int(argv[argv.index("--threads") + 1]))
+    dev = argv[argv.index("--device") + 1] if "--device" in argv else "cpu"
     torch.manual_seed(1)
-    net = Network(DARTS_V2)
+    net = Network(DARTS_V2).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    x, y = torch.randn(batch, 3, 32, 32, device=dev), torch.randint(0, 10, (batch,), device=dev)
+    sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
     net.train()
 
     def step():
@@ -230,11 +233,13 @@ def cmd_train(argv):
 
     for _ in range(3):
         step()
+    sync()
     t = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     dt = time.perf_counter() - t
-    print(json.dumps({"bench": "train-torch", "threads": torch.get_num_threads(), "torch": torch.__version__,
+    print(json.dumps({"bench": "train-torch", "device": dev, "threads": torch.get_num_threads(), "torch": torch.__version__,
                       "images_per_s": round(steps * batch / dt, 1), "steps": steps, "batch": batch}))
 
 

@@ -145,12 +145,6 @@ cd "$here" || exit 1
 if [ -x "$ctest" ]; then
 	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
 	step conformance 240 "$ctest" -test.run Conformance -test.v -test.timeout 230s
-	if [ ${#sanitizer[@]} -gt 0 ]; then
-		step memcheck 150 "${sanitizer[@]}" --tool memcheck --error-exitcode 3 \
-			"$ctest" -test.run "$san_run" -test.v -test.timeout 140s
-	else
-		skip memcheck "no compute-sanitizer here or in the bundle"
-	fi
 	step micro-bench 120 "$ctest" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "$benchtime" -test.timeout 110s
 else
 	skip driver-tests "cuda.test missing from the bundle"
@@ -182,8 +176,20 @@ else
 	skip benchmarks "evosearch missing from the bundle"
 fi
 
+# --- the PyTorch twin on the same GPU (the host's python3 with torch) -----------
+if [ -f "$here/torch_darts.py" ] && python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+	step torch-train-gpu 90 python3 "$here/torch_darts.py" train --device cuda --steps 50
+else
+	skip torch-train-gpu "no python3 with CUDA-enabled torch here"
+fi
+
 # --- the rest of compute-sanitizer, as time allows -------------------------------
+if [ -x "$ctest" ] && [ ${#sanitizer[@]} -eq 0 ]; then
+	skip memcheck "no compute-sanitizer here or in the bundle"
+fi
 if [ -x "$ctest" ] && [ ${#sanitizer[@]} -gt 0 ]; then
+	step memcheck 150 "${sanitizer[@]}" --tool memcheck --error-exitcode 3 \
+		"$ctest" -test.run "$san_run" -test.v -test.timeout 140s
 	step racecheck 120 "${sanitizer[@]}" --tool racecheck --error-exitcode 3 \
 		"$ctest" -test.run "$san_run" -test.v -test.timeout 110s
 	step initcheck 90 "${sanitizer[@]}" --tool initcheck --error-exitcode 3 \
@@ -218,7 +224,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
 	done
-	for s in bench-train-cpu bench-train-gpu bench-population; do
+	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population; do
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
 	done
