@@ -24,7 +24,8 @@ var (
 	channelsFlag = &ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial cell channels C of the network", Category: "network"}
 	layersFlag   = &ucli.IntFlag{Name: "layers", Value: 5, Usage: "number of cells L (reductions at L/3 and 2L/3)", Category: "network"}
 	workersFlag  = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
-	deviceFlag   = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu or cuda", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
+	gpuStageFlag = &ucli.IntFlag{Name: "gpu-stage", Value: 3, Usage: "how a GPU trains a population: 1 one stream per candidate, 2 launches fused across candidates, 3 fused and replayed as a CUDA graph", Category: "compute"}
+	deviceFlag   = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; search only) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
 	seedFlag     = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}
 )
 
@@ -44,19 +45,37 @@ func checkDataset(c *ucli.Context) error {
 	return nil
 }
 
-// checkDevice validates --device; this CPU build has only the CPU.
-func checkDevice(c *ucli.Context) error {
+// checkDevice validates --device. gpu says whether the command has a GPU
+// path (search trains populations on the device; train does not yet).
+// cuda-emu runs the same GPU code through the CPU emulator: slow, for
+// checking a setup without a GPU.
+func checkDevice(c *ucli.Context, gpu bool) error {
 	switch d := c.String(deviceFlag.Name); d {
 	case "cpu":
 		return nil
-	case "cuda":
-		if !cuda.Available() {
+	case "cuda", "cuda-emu":
+		if !gpu {
+			return fmt.Errorf("--device %s: this command trains on the CPU only in this version (search --device cuda trains on the GPU)", d)
+		}
+		if d == "cuda" && !cuda.Available() {
 			return fmt.Errorf("--device cuda: %w", cuda.ErrNoCUDA)
 		}
-		return fmt.Errorf("--device cuda: GPU training is not in this version yet; use --device cpu")
+		return nil
 	default:
-		return usagef("--device %q: unknown device (valid: cpu, cuda)", d)
+		return usagef("--device %q: unknown device (valid: cpu, cuda, cuda-emu)", d)
 	}
+}
+
+// openDevice opens the --device's driver: GPU 0, or the emulator.
+func openDevice(c *ucli.Context) (cuda.Driver, error) {
+	if c.String(deviceFlag.Name) == "cuda-emu" {
+		return cuda.NewEmulator(), nil
+	}
+	d, err := cuda.OpenDevice(0)
+	if err != nil {
+		return nil, fmt.Errorf("--device cuda: %w", err)
+	}
+	return d, nil
 }
 
 // loadData loads the --dataset from --data-dir.

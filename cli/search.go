@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
@@ -70,6 +71,7 @@ and --time-budget may change).`,
 		&ucli.IntFlag{Name: "proxy-batch-size", Value: 64, Usage: "batch size of the proxy training", Category: "proxy"},
 		seedFlag, deviceFlag,
 		&ucli.IntFlag{Name: "workers", Value: 0, Usage: "candidates trained at once on the CPU, one thread each (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"},
+		gpuStageFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the search in --output"},
 		&ucli.DurationFlag{Name: "time-budget", Usage: "stop at the generation boundary before this much time has passed (e.g. 2h; 0: no limit)"},
@@ -164,17 +166,27 @@ func runSearch(c *ucli.Context) error {
 	}
 	defer s.Close()
 
-	ev := &evo.CPUEvaluator{Train: ptrain, Val: pval,
-		Net:    nets.NetConfig{C: c.Int("proxy-channels"), Layers: c.Int("proxy-layers"), In: nets.Shape{C: train.C, H: train.H, W: train.W}, Classes: train.Classes},
-		Recipe: proxyRecipe(c, seed), Parallel: c.Int("workers")}
+	netCfg := nets.NetConfig{C: c.Int("proxy-channels"), Layers: c.Int("proxy-layers"), In: nets.Shape{C: train.C, H: train.H, W: train.W}, Classes: train.Classes}
+	var ev evo.Evaluator = &evo.CPUEvaluator{Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed), Parallel: c.Int("workers")}
+	atOnce := fmt.Sprintf("%d candidates at once", workers(c))
+	if dev := c.String(deviceFlag.Name); dev != "cpu" {
+		drv, err := openDevice(c)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		ev = &evo.CUDAEvaluator{Driver: drv, Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed),
+			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name))}}
+		atOnce = fmt.Sprintf("each generation at once on %s (%s)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)))
+	}
 	obs := &searchObserver{p: p, dir: out, gens: cfg.Generations, popsize: cfg.PopSize, start: time.Now(),
 		firstGen: s.Generation(), best: math.NaN(), hist: slices.Clone(s.History())}
 	if s.Generation() > 0 {
 		p.log("resuming %s at generation %d of %d", out, s.Generation()+1, cfg.Generations)
 	}
-	p.log("searching %s with %s on %s: %d generations of %d, proxy %d epochs of %d images (%d held out), C=%d, L=%d, %d candidates at once",
+	p.log("searching %s with %s on %s: %d generations of %d, proxy %d epochs of %d images (%d held out), C=%d, L=%d, %s",
 		space.Name(), cfg.Strategy, c.String(datasetFlag.Name), cfg.Generations, cfg.PopSize, c.Int("proxy-epochs"),
-		ptrain.Len(), pval.Len(), c.Int("proxy-channels"), c.Int("proxy-layers"), workers(c))
+		ptrain.Len(), pval.Len(), c.Int("proxy-channels"), c.Int("proxy-layers"), atOnce)
 
 	outcome, runErr := s.Run(c.Context, ev, obs)
 	obs.draw(s.HallOfFame()) // a resumed search that had nothing left to do still gets its drawings
@@ -316,8 +328,11 @@ func checkSearchFlags(c *ucli.Context) error {
 			errs = append(errs, usagef("--ops and --exclude-ops apply to --search-space %s only", nets.SpaceDarts))
 		}
 	}
-	if err := checkDevice(c); err != nil {
+	if err := checkDevice(c, true); err != nil {
 		errs = append(errs, err)
+	}
+	if st := c.Int(gpuStageFlag.Name); st < 1 || st > 3 {
+		errs = append(errs, usagef("--gpu-stage %d: must be 1 (streams), 2 (fused) or 3 (fused, graph replay)", st))
 	}
 	return joinUsage(errs)
 }

@@ -100,7 +100,7 @@ func runTrain(c *ucli.Context) error {
 	if c.Int("max-steps") < 0 {
 		errs = append(errs, usagef("--max-steps %d: must not be negative", c.Int("max-steps")))
 	}
-	if err := checkDevice(c); err != nil {
+	if err := checkDevice(c, false); err != nil {
 		errs = append(errs, err)
 	}
 	if err := joinUsage(errs); err != nil {

@@ -362,12 +362,31 @@ func (c *call) gemm(g gemmArgs) {
 	acc := int32(0)
 	if g.accumulate {
 		acc = 1
+		// A long reduction over R into few output tiles (a weight gradient:
+		// R is the batch) would run in a handful of blocks; split R over
+		// grid.z instead, each slice adding its part atomically (acc 2).
+		if g.batch <= 1 && g.R >= 2 && ceilDiv(g.N, 64)*ceilDiv(g.M, 64) < 64 {
+			if ch := splitOf(g.R, 16); ch > 1 {
+				per := g.R / ch
+				g.R, g.batch, g.sab, g.sbb, g.scb, acc = per, ch, per*g.sar, per*g.sbr, 0, 2
+			}
+		}
 	}
 	c.launch("gemm_strided", Dim3{X: ceilDiv(g.N, 64), Y: ceilDiv(g.M, 64), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
 		i32(g.M), i32(g.N), i32(g.K), i32(max(g.R, 1)),
 		g.A, i64(g.sab), i64(g.sar), i32(g.sam), i32(g.sak),
 		g.B, i64(g.sbb), i64(g.sbr), i32(g.sbk), i32(g.sbn),
 		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc)
+}
+
+// splitOf is the largest divisor of r that is at most limit.
+func splitOf(r, limit int) int {
+	for d := min(r, limit); d > 1; d-- {
+		if r%d == 0 {
+			return d
+		}
+	}
+	return 1
 }
 
 // opTensors is the device side of one op invocation: copies of the Args'
@@ -638,7 +657,7 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
 	}
 	if dw.Len > 0 {
 		filters := os.C * (is.C / at.Groups)
-		c.launch("conv2d_bwd_weight", Dim3{X: filters}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
+		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: min(a.N, 16)}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
 	}
 }
 
@@ -647,7 +666,8 @@ func (c *call) bnForward(a *nets.Args, x Tensor, params, bufs []Tensor, saved, y
 	hw := s.H * s.W
 	mean, stat, fromRunning := bufs[0], bufs[1], int32(1)
 	if a.Training {
-		c.launch("bn_stats", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw))
+		c.launch("bn_stats", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw),
+			float32(nets.BNMomentum))
 		mean, stat, fromRunning = saved.Slice(0, s.C), saved.Slice(s.C, 2*s.C), 0
 	}
 	c.ew("bn_apply", y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)

@@ -60,6 +60,39 @@ type Driver interface {
 	DestroyEvent(e Event) error
 	// Synchronize waits for all work on the device.
 	Synchronize() error
+
+	// Compile validates every command of cmds once (kernel known,
+	// arguments matching its parameters, shape within the GPU's limits,
+	// streams and events valid), packs the arguments once and resolves
+	// kernels, streams and events once. An error names the command's
+	// index and kernel and wraps ErrUnknownKernel, ErrBadArgs or *Error.
+	Compile(cmds []Cmd) (Program, error)
+	// Exec enqueues every command of p in order: on the real GPU with one
+	// hop to the driver's thread and no Go allocation per launch, and
+	// asynchronously like Launch; in the emulator synchronously.
+	Exec(p Program) error
+	// FreeProgram releases p; its streams and events may be destroyed
+	// after it. Graphs captured from p keep working.
+	FreeProgram(p Program) error
+	// StreamWaitEvent makes later work on s wait until e completes.
+	StreamWaitEvent(s Stream, e Event) error
+	// StreamSynchronize waits for the work enqueued on s.
+	StreamSynchronize(s Stream) error
+	// Capture records p into a graph without running it: capture begins on
+	// origin (not the default stream), p is enqueued, capture ends and the
+	// graph is instantiated. p's commands on other streams must be forked
+	// from origin and joined back to it by events: the program records an
+	// event on origin that each other stream waits for before its first
+	// command, and origin waits for an event recorded after each other
+	// stream's last command. A program that breaks this is refused with
+	// ErrCapture before capture begins.
+	Capture(p Program, origin Stream) (Graph, error)
+	// LaunchGraph enqueues one run of g on s.
+	LaunchGraph(g Graph, s Stream) error
+	// DestroyGraph releases g.
+	DestroyGraph(g Graph) error
+	// MemInfo is the free and total device memory in bytes.
+	MemInfo() (free, total int64, err error)
 	// Close releases the driver (context, modules, memory it owns).
 	Close() error
 }

@@ -2,15 +2,106 @@
 
 package cuda
 
-// Only for cuGetErrorName: gorgonia.org/cu names results in its own style
-// ("OutOfMemory"), the emulator and CUDA's documentation use the enum's
-// names ("CUDA_ERROR_OUT_OF_MEMORY"). The paths mirror cu's own.
+// cgo calls libcuda directly for what gorgonia.org/cu lacks or does too
+// slowly: cuGetErrorName (cu names results in its own style, "OutOfMemory",
+// while the emulator and CUDA's documentation use the enum's names,
+// "CUDA_ERROR_OUT_OF_MEMORY"), the program loop of Exec, stream capture and
+// graphs, stream waits and memory info. The paths mirror cu's own.
 
 /*
 #cgo LDFLAGS: -lcuda
 #cgo linux CFLAGS: -I/usr/local/cuda/include
 #cgo linux LDFLAGS: -L/usr/local/cuda/lib64
 #include <cuda.h>
+#include <stdlib.h>
+
+// evo_cmd is one compiled command of a Program; kind is the Go CmdKind.
+typedef struct {
+	int kind;
+	unsigned int grid[3];
+	unsigned int block[3];
+	unsigned int shared;
+	CUfunction fn;
+	CUstream stream;
+	CUevent event;
+	void** params;
+} evo_cmd;
+
+// evo_status says where a program run stopped: stage 0 is success, else
+// one of the EVO_STAGE_ values, with the failing command's index and the
+// CUDA result.
+enum { EVO_STAGE_OK, EVO_STAGE_BEGIN, EVO_STAGE_CMD, EVO_STAGE_END, EVO_STAGE_INSTANTIATE };
+typedef struct {
+	int stage;
+	int index;
+	CUresult res;
+} evo_status;
+
+static evo_status evo_exec(const evo_cmd* cmds, int n) {
+	evo_status st = {EVO_STAGE_OK, -1, CUDA_SUCCESS};
+	for (int i = 0; i < n; i++) {
+		const evo_cmd* c = &cmds[i];
+		CUresult r;
+		switch (c->kind) {
+		case 0:
+			r = cuLaunchKernel(c->fn, c->grid[0], c->grid[1], c->grid[2], c->block[0], c->block[1], c->block[2],
+			                   c->shared, c->stream, c->params, NULL);
+			break;
+		case 1:
+			r = cuEventRecord(c->event, c->stream);
+			break;
+		case 2:
+			r = cuStreamWaitEvent(c->stream, c->event, 0);
+			break;
+		default:
+			r = CUDA_ERROR_INVALID_VALUE;
+		}
+		if (r != CUDA_SUCCESS) {
+			st.stage = EVO_STAGE_CMD;
+			st.index = i;
+			st.res = r;
+			return st;
+		}
+	}
+	return st;
+}
+
+// evo_capture captures the commands from origin into a graph and
+// instantiates it. On any failure the capture is ended (so that origin is
+// usable again) and the partial graph destroyed.
+static evo_status evo_capture(CUstream origin, const evo_cmd* cmds, int n, CUgraphExec* out) {
+	evo_status st = {EVO_STAGE_OK, -1, CUDA_SUCCESS};
+	CUgraph graph = NULL;
+	*out = NULL;
+	// Thread-local mode: only this thread makes CUDA calls for the driver,
+	// and this mode still refuses unsafe calls it makes during capture.
+	CUresult r = cuStreamBeginCapture(origin, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+	if (r != CUDA_SUCCESS) {
+		st.stage = EVO_STAGE_BEGIN;
+		st.res = r;
+		return st;
+	}
+	st = evo_exec(cmds, n);
+	r = cuStreamEndCapture(origin, &graph);
+	if (st.stage != EVO_STAGE_OK) {
+		if (graph != NULL) cuGraphDestroy(graph);
+		return st;
+	}
+	if (r != CUDA_SUCCESS) {
+		if (graph != NULL) cuGraphDestroy(graph);
+		st.stage = EVO_STAGE_END;
+		st.res = r;
+		return st;
+	}
+	r = cuGraphInstantiateWithFlags(out, graph, 0);
+	cuGraphDestroy(graph); // the instantiated graph does not need it
+	if (r != CUDA_SUCCESS) {
+		*out = NULL;
+		st.stage = EVO_STAGE_INSTANTIATE;
+		st.res = r;
+	}
+	return st;
+}
 */
 import "C"
 
@@ -50,6 +141,10 @@ type realDriver struct {
 	streams map[Stream]cu.Stream
 	events  map[Event]cu.Event
 	next    uintptr // last handle given out for a stream or event
+
+	programs map[*realProgram]bool // live programs, freed by Close
+	graphs   map[*realGraph]bool   // live graphs, destroyed by Close
+	uses     map[uintptr]int       // stream or event handle -> live programs naming it
 }
 
 type realCall struct {
@@ -85,6 +180,10 @@ func NewReal(device int) (Driver, error) {
 		allocs:  make(map[DevicePtr]int),
 		streams: make(map[Stream]cu.Stream),
 		events:  make(map[Event]cu.Event),
+
+		programs: make(map[*realProgram]bool),
+		graphs:   make(map[*realGraph]bool),
+		uses:     make(map[uintptr]int),
 	}
 	started := make(chan error, 1)
 	go d.loop(started)
@@ -381,6 +480,9 @@ func (d *realDriver) DestroyStream(s Stream) error {
 		if err != nil {
 			return err
 		}
+		if n := d.uses[uintptr(s)]; n > 0 {
+			return &Error{Op: "destroy stream", Name: "stream in use", Detail: fmt.Sprintf("stream %d is named by %d compiled program(s): free them first", s, n)}
+		}
 		delete(d.streams, s)
 		return realError("destroy stream", cs.Destroy(), "")
 	})
@@ -443,6 +545,9 @@ func (d *realDriver) DestroyEvent(e Event) error {
 		if err != nil {
 			return err
 		}
+		if n := d.uses[uintptr(e)]; n > 0 {
+			return &Error{Op: "destroy event", Name: "event in use", Detail: fmt.Sprintf("event %d is named by %d compiled program(s): free them first", e, n)}
+		}
 		delete(d.events, e)
 		return realError("destroy event", cu.DestroyEvent(&ce), "")
 	})
@@ -475,6 +580,19 @@ func (d *realDriver) release() error {
 	if err := cu.Synchronize(); err != nil {
 		errs = append(errs, realError("close: synchronize", err, ""))
 	}
+	// Graphs and programs first: they hold the module's functions.
+	for g := range d.graphs {
+		if err := realResult("close: destroy graph", C.cuGraphExecDestroy(g.exec), ""); err != nil {
+			errs = append(errs, err)
+		}
+		g.exec = nil
+		delete(d.graphs, g)
+	}
+	for p := range d.programs {
+		p.free()
+		delete(d.programs, p)
+	}
+	clear(d.uses)
 	for h, e := range d.events {
 		if err := cu.DestroyEvent(&e); err != nil {
 			errs = append(errs, realError("close: destroy event", err, ""))
@@ -573,4 +691,360 @@ func realResultCode(err error) (int, bool) {
 		err = errors.Unwrap(err)
 	}
 	return 0, false
+}
+
+// Programs. A compiled program is one block of C memory: the evo_cmd array,
+// then one void* per kernel argument (each command's params points at its
+// run of them), then one 8-byte slot per argument that those pointers
+// address, holding the packed value. Nothing in it points to Go memory, so
+// Exec hands C the array with no copying, and runs every command in one C
+// loop on the context thread: one channel hop per Exec, not per launch.
+
+type realProgram struct {
+	d     *realDriver
+	n     int
+	cmds  *C.evo_cmd // C memory; nil once freed (touched on the context thread only)
+	sites []cmdSite
+}
+
+func (p *realProgram) Len() int { return p.n }
+
+// free releases the C memory; it runs on the context thread.
+func (p *realProgram) free() {
+	C.free(unsafe.Pointer(p.cmds))
+	p.cmds = nil
+}
+
+// handles lists the streams and events p names, each once.
+func (p *realProgram) handles() []uintptr { return siteHandles(p.sites) }
+
+type realGraph struct {
+	d    *realDriver
+	exec C.CUgraphExec // nil once destroyed (touched on the context thread only)
+}
+
+// cu's Function, Stream and Event are structs holding just the C handle;
+// these read it out. The array index below fails to compile should a
+// future cu change their size.
+var _ = [1]int{}[unsafe.Sizeof(cu.Function{})+unsafe.Sizeof(cu.Stream{})+unsafe.Sizeof(cu.Event{})-3*unsafe.Sizeof(uintptr(0))]
+
+func cFunction(f cu.Function) C.CUfunction { return *(*C.CUfunction)(unsafe.Pointer(&f)) }
+func cStream(s cu.Stream) C.CUstream       { return *(*C.CUstream)(unsafe.Pointer(&s)) }
+func cEvent(e cu.Event) C.CUevent          { return *(*C.CUevent)(unsafe.Pointer(&e)) }
+
+// Compile checks shapes and packs arguments on the caller's goroutine, then
+// resolves kernels, streams and events and builds the C block in one hop.
+func (d *realDriver) Compile(cmds []Cmd) (Program, error) {
+	type launch struct {
+		vals        []uint64
+		sizes       []int
+		grid, block Dim3
+	}
+	launches := make([]launch, len(cmds))
+	nargs := 0
+	for i := range cmds {
+		c := &cmds[i]
+		grid, block, err := checkCmd(c)
+		if err != nil {
+			return nil, compileError(i, c, err)
+		}
+		if c.Kind != CmdLaunch {
+			continue
+		}
+		vals, sizes, err := realPackArgs(c.Kernel, c.Args)
+		if err != nil {
+			return nil, compileError(i, c, err)
+		}
+		launches[i] = launch{vals: vals, sizes: sizes, grid: grid, block: block}
+		nargs += len(vals)
+	}
+	p := &realProgram{d: d, n: len(cmds), sites: make([]cmdSite, len(cmds))}
+	for i := range cmds {
+		p.sites[i] = siteOf(&cmds[i])
+	}
+	err := d.do("compile", func() error {
+		fns := make([]C.CUfunction, len(cmds))
+		streams := make([]C.CUstream, len(cmds))
+		events := make([]C.CUevent, len(cmds))
+		for i := range cmds {
+			c := &cmds[i]
+			s, err := d.stream("compile", c.Stream)
+			if err != nil {
+				return compileError(i, c, err)
+			}
+			streams[i] = cStream(s)
+			if c.Kind != CmdLaunch {
+				e, err := d.event("compile", c.Event)
+				if err != nil {
+					return compileError(i, c, err)
+				}
+				events[i] = cEvent(e)
+				continue
+			}
+			fn, err := d.function(c.Kernel)
+			if err != nil {
+				return compileError(i, c, err)
+			}
+			if want, ok := d.params[c.Kernel]; ok && !equalSizes(want, launches[i].sizes) {
+				return compileError(i, c, fmt.Errorf("%w: kernel %s takes %d parameters of sizes %v, got %d of sizes %v",
+					ErrBadArgs, c.Kernel, len(want), want, len(launches[i].sizes), launches[i].sizes))
+			}
+			fns[i] = cFunction(fn)
+		}
+
+		cmdBytes := uintptr(len(cmds)) * C.sizeof_evo_cmd
+		ptrBytes := uintptr(nargs) * unsafe.Sizeof(uintptr(0))
+		mem := C.calloc(1, C.size_t(max(cmdBytes+2*ptrBytes, 1)))
+		if mem == nil {
+			return &Error{Op: "compile", Name: "out of host memory", Detail: fmt.Sprintf("%d commands with %d arguments", len(cmds), nargs)}
+		}
+		ccmds := unsafe.Slice((*C.evo_cmd)(mem), len(cmds))
+		ptrs := unsafe.Slice((*uintptr)(unsafe.Add(mem, cmdBytes)), nargs)
+		slots := unsafe.Slice((*uint64)(unsafe.Add(mem, cmdBytes+ptrBytes)), nargs)
+		next := 0
+		for i := range cmds {
+			cc := &ccmds[i]
+			cc.kind = C.int(cmds[i].Kind)
+			cc.stream, cc.event, cc.fn = streams[i], events[i], fns[i]
+			if cmds[i].Kind != CmdLaunch {
+				continue
+			}
+			l := &launches[i]
+			cc.grid = [3]C.uint{C.uint(l.grid.X), C.uint(l.grid.Y), C.uint(l.grid.Z)}
+			cc.block = [3]C.uint{C.uint(l.block.X), C.uint(l.block.Y), C.uint(l.block.Z)}
+			cc.shared = C.uint(cmds[i].Shared)
+			if len(l.vals) == 0 {
+				continue
+			}
+			// The driver reads each parameter's own size from its slot:
+			// little-endian, so the low bytes hold an int or a float.
+			cc.params = (*unsafe.Pointer)(unsafe.Pointer(&ptrs[next]))
+			for j, v := range l.vals {
+				slots[next+j] = v
+				ptrs[next+j] = uintptr(unsafe.Pointer(&slots[next+j]))
+			}
+			next += len(l.vals)
+		}
+		p.cmds = (*C.evo_cmd)(mem)
+		for _, h := range p.handles() {
+			d.uses[h]++
+		}
+		d.programs[p] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// program checks that p was compiled by this driver.
+func (d *realDriver) program(op string, p Program) (*realProgram, error) {
+	rp, ok := p.(*realProgram)
+	if !ok || rp == nil || rp.d != d {
+		return nil, &Error{Op: op, Name: "invalid program", Detail: fmt.Sprintf("the program (%T) was not compiled by this driver", p)}
+	}
+	return rp, nil
+}
+
+// live fails once p is freed; it runs on the context thread.
+func (p *realProgram) live(op string) error {
+	if p.cmds == nil {
+		return &Error{Op: op, Name: "invalid program", Detail: "the program was freed"}
+	}
+	return nil
+}
+
+// failure describes the command where a run stopped.
+func (p *realProgram) failure(op string, st C.evo_status) error {
+	i := int(st.index)
+	if i < 0 || i >= p.n {
+		return realResult(op, st.res, fmt.Sprintf("a program of %d commands", p.n))
+	}
+	detail := fmt.Sprintf("command %d of %d (%s)", i, p.n, p.sites[i])
+	if p.sites[i].kind == CmdLaunch {
+		c := &unsafe.Slice(p.cmds, p.n)[i]
+		detail += fmt.Sprintf(", grid %d x %d x %d, block %d x %d x %d, %d bytes shared",
+			c.grid[0], c.grid[1], c.grid[2], c.block[0], c.block[1], c.block[2], c.shared)
+	}
+	return realResult(op, st.res, detail)
+}
+
+// Exec enqueues the program in one hop to the context thread. Like Launch it
+// returns before the kernels end. If command i fails to enqueue, the error
+// names it and the commands before it are already enqueued.
+func (d *realDriver) Exec(p Program) error {
+	rp, err := d.program("exec", p)
+	if err != nil {
+		return err
+	}
+	return d.do("exec", func() error {
+		if err := rp.live("exec"); err != nil {
+			return err
+		}
+		st := C.evo_exec(rp.cmds, C.int(rp.n))
+		if st.stage == C.EVO_STAGE_OK {
+			return nil
+		}
+		return rp.failure("exec", st)
+	})
+}
+
+func (d *realDriver) FreeProgram(p Program) error {
+	rp, err := d.program("free program", p)
+	if err != nil {
+		return err
+	}
+	return d.do("free program", func() error {
+		if rp.cmds == nil {
+			return &Error{Op: "free program", Name: "invalid program", Detail: "the program was freed already"}
+		}
+		rp.free()
+		delete(d.programs, rp)
+		for _, h := range rp.handles() {
+			if d.uses[h]--; d.uses[h] <= 0 {
+				delete(d.uses, h)
+			}
+		}
+		return nil
+	})
+}
+
+func (d *realDriver) StreamWaitEvent(s Stream, e Event) error {
+	return d.do("stream wait event", func() error {
+		cs, err := d.stream("stream wait event", s)
+		if err != nil {
+			return err
+		}
+		ce, err := d.event("stream wait event", e)
+		if err != nil {
+			return err
+		}
+		return realResult("stream wait event", C.cuStreamWaitEvent(cStream(cs), cEvent(ce), 0), fmt.Sprintf("stream %d, event %d", s, e))
+	})
+}
+
+func (d *realDriver) StreamSynchronize(s Stream) error {
+	return d.do("stream synchronize", func() error {
+		cs, err := d.stream("stream synchronize", s)
+		if err != nil {
+			return err
+		}
+		return realResult("stream synchronize", C.cuStreamSynchronize(cStream(cs)), fmt.Sprintf("stream %d", s))
+	})
+}
+
+// Capture checks the program's fork and join structure (checkCapture), then
+// in one hop begins capture on origin in thread-local mode, enqueues the
+// program (nothing runs), ends the capture and instantiates the graph. The
+// instantiated graph copies the kernel parameters, so it outlives p.
+func (d *realDriver) Capture(p Program, origin Stream) (Graph, error) {
+	rp, err := d.program("capture", p)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCapture(rp.sites, origin); err != nil {
+		return nil, err
+	}
+	var g *realGraph
+	err = d.do("capture", func() error {
+		if err := rp.live("capture"); err != nil {
+			return err
+		}
+		cs, err := d.stream("capture", origin)
+		if err != nil {
+			return err
+		}
+		var exec C.CUgraphExec
+		st := C.evo_capture(cStream(cs), rp.cmds, C.int(rp.n), &exec)
+		switch st.stage {
+		case C.EVO_STAGE_OK:
+		case C.EVO_STAGE_BEGIN:
+			return realResult("capture: begin", st.res, fmt.Sprintf("origin stream %d", origin))
+		case C.EVO_STAGE_END:
+			return realResult("capture: end", st.res, fmt.Sprintf("origin stream %d, %d commands", origin, rp.n))
+		case C.EVO_STAGE_INSTANTIATE:
+			return realResult("capture: instantiate graph", st.res, fmt.Sprintf("%d commands", rp.n))
+		default:
+			return rp.failure("capture", st)
+		}
+		g = &realGraph{d: d, exec: exec}
+		d.graphs[g] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (d *realDriver) graph(op string, g Graph) (*realGraph, error) {
+	rg, ok := g.(*realGraph)
+	if !ok || rg == nil || rg.d != d {
+		return nil, &Error{Op: op, Name: "invalid graph", Detail: fmt.Sprintf("the graph (%T) was not captured by this driver", g)}
+	}
+	return rg, nil
+}
+
+// LaunchGraph enqueues one run of g on s (cuGraphLaunch): a run is ordered
+// after earlier work on s and after earlier runs of g.
+func (d *realDriver) LaunchGraph(g Graph, s Stream) error {
+	rg, err := d.graph("launch graph", g)
+	if err != nil {
+		return err
+	}
+	return d.do("launch graph", func() error {
+		if rg.exec == nil {
+			return &Error{Op: "launch graph", Name: "invalid graph", Detail: "the graph was destroyed"}
+		}
+		cs, err := d.stream("launch graph", s)
+		if err != nil {
+			return err
+		}
+		return realResult("launch graph", C.cuGraphLaunch(rg.exec, cStream(cs)), fmt.Sprintf("stream %d", s))
+	})
+}
+
+func (d *realDriver) DestroyGraph(g Graph) error {
+	rg, err := d.graph("destroy graph", g)
+	if err != nil {
+		return err
+	}
+	return d.do("destroy graph", func() error {
+		if rg.exec == nil {
+			return &Error{Op: "destroy graph", Name: "invalid graph", Detail: "the graph was destroyed already"}
+		}
+		err := realResult("destroy graph", C.cuGraphExecDestroy(rg.exec), "")
+		rg.exec = nil
+		delete(d.graphs, rg)
+		return err
+	})
+}
+
+// MemInfo is cuMemGetInfo: free and total memory of the device, as the
+// driver sees it (other processes' allocations included).
+func (d *realDriver) MemInfo() (free, total int64, err error) {
+	err = d.do("memory info", func() error {
+		var f, t C.size_t
+		if err := realResult("memory info", C.cuMemGetInfo(&f, &t), ""); err != nil {
+			return err
+		}
+		free, total = int64(f), int64(t)
+		return nil
+	})
+	return free, total, err
+}
+
+// realResult turns a CUresult from a direct cgo call into *Error; success
+// is nil.
+func realResult(op string, r C.CUresult, detail string) error {
+	if r == C.CUDA_SUCCESS {
+		return nil
+	}
+	name := fmt.Sprintf("CUresult %d", int(r))
+	var s *C.char
+	if C.cuGetErrorName(r, &s) == C.CUDA_SUCCESS && s != nil {
+		name = C.GoString(s)
+	}
+	return &Error{Op: op, Code: int(r), Name: name, Detail: detail}
 }

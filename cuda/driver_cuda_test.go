@@ -381,3 +381,141 @@ func BenchmarkRealCopy(b *testing.B) {
 		}
 	}
 }
+
+// Programs and graphs on the GPU: the checks of program_test.go, which the
+// untagged build runs on the emulator.
+func TestRealProgramMatchesLaunches(t *testing.T) { checkProgramMatchesLaunches(t, testDriver(t)) }
+func TestRealProgramExecTwice(t *testing.T)       { checkProgramExecTwice(t, testDriver(t)) }
+func TestRealCaptureReplay(t *testing.T)          { checkCaptureReplay(t, testDriver(t)) }
+func TestRealCaptureRefusals(t *testing.T)        { checkCaptureRefusals(t, testDriver(t)) }
+func TestRealProgramCompileErrors(t *testing.T)   { checkCompileErrors(t, testDriver(t)) }
+func TestRealProgramLifecycle(t *testing.T)       { checkProgramLifecycle(t, testDriver(t)) }
+func TestRealStreamWaitAndSync(t *testing.T)      { checkStreamWaitAndSync(t, testDriver(t)) }
+
+// A long program: many launches over several forked streams, run by Exec
+// and by a captured graph, gives the sums a CPU loop gives.
+func TestRealProgramManyStreams(t *testing.T) {
+	d := testDriver(t)
+	const streams, adds = 8, 200
+	origin := progStream(t, d)
+	fork := progEvent(t, d)
+	cmds := []Cmd{recordCmd(origin, fork)}
+	ys := make([]DevicePtr, streams)
+	x := progVector(t, d)
+	if err := d.Launch("fill_f32", progGrid, progBlock, 0, 0, x, float32(0.5), int64(progN)); err != nil {
+		t.Fatal(err)
+	}
+	var joins []Cmd
+	for i := range ys {
+		s, join := progStream(t, d), progEvent(t, d)
+		ys[i] = progVector(t, d)
+		cmds = append(cmds, waitCmd(s, fork), fillCmd(s, ys[i], float32(i)))
+		for range adds {
+			cmds = append(cmds, addCmd(s, ys[i], x))
+		}
+		cmds = append(cmds, recordCmd(s, join))
+		joins = append(joins, waitCmd(origin, join))
+	}
+	cmds = append(cmds, joins...)
+	p := progCompile(t, d, cmds)
+	if err := d.Exec(p); err != nil {
+		t.Fatal(err)
+	}
+	for i, y := range ys {
+		progExpect(t, d, fmt.Sprintf("stream %d after Exec", i), y, float32(i)+adds*0.5)
+	}
+	g, err := d.Capture(p, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.DestroyGraph(g)
+	for range 2 {
+		if err := d.LaunchGraph(g, origin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, y := range ys {
+		progExpect(t, d, fmt.Sprintf("stream %d after two graph launches", i), y, float32(i)+adds*0.5)
+	}
+}
+
+func TestRealMemInfo(t *testing.T) {
+	d := testDriver(t)
+	free, total, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total < 1<<30 || free <= 0 || free > total {
+		t.Fatalf("MemInfo: %d free of %d total bytes", free, total)
+	}
+	const chunk = 1 << 30
+	realMustAlloc(t, d, chunk)
+	after, _, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other processes may allocate meanwhile; the 1 GiB must show.
+	if free-after < chunk*9/10 {
+		t.Errorf("free memory went from %d to %d bytes across a 1 GiB Alloc", free, after)
+	}
+	_, err = d.Alloc(int(total) + chunk)
+	if !IsOutOfMemory(err) {
+		t.Errorf("Alloc of more than the device holds: error %v, want IsOutOfMemory", err)
+	}
+}
+
+// BenchmarkRealProgramExec measures a launch inside a compiled program:
+// 1000 tiny launches per Exec (one hop to the context thread, one C loop of
+// cuLaunchKernel), the stream synchronized after each Exec. Compare ns/launch
+// with BenchmarkRealLaunch's ns/op.
+func BenchmarkRealProgramExec(b *testing.B) {
+	d, s, p := realBenchProgram(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := d.Exec(p); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.StreamSynchronize(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*p.Len()), "ns/launch")
+}
+
+// BenchmarkRealGraphLaunch is BenchmarkRealProgramExec's program captured
+// once as a CUDA graph and replayed.
+func BenchmarkRealGraphLaunch(b *testing.B) {
+	d, s, p := realBenchProgram(b)
+	g, err := d.Capture(p, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.DestroyGraph(g)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := d.LaunchGraph(g, s); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.StreamSynchronize(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*p.Len()), "ns/launch")
+}
+
+func realBenchProgram(b *testing.B) (Driver, Stream, Program) {
+	const launches = 1000
+	d := testDriver(b)
+	p, err := d.Alloc(4 * 256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.Free(p) })
+	s := progStream(b, d)
+	cmds := make([]Cmd, launches)
+	for i := range cmds {
+		cmds[i] = Cmd{Kind: CmdLaunch, Kernel: "fill_f32", Grid: Dim3{X: 1}, Block: Dim3{X: 256}, Stream: s,
+			Args: []any{p, float32(i), int64(256)}}
+	}
+	return d, s, progCompile(b, d, cmds)
+}

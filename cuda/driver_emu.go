@@ -88,6 +88,10 @@ type emulator struct {
 	events  map[Event]*emuEvent
 	next    uintptr // last stream or event handle given out
 	kernels map[string]emuKernel
+
+	programs map[*emuProgram]bool // live programs, freed by Close
+	graphs   map[*emuGraph]bool   // live graphs, freed by Close
+	uses     map[uintptr]int      // stream or event handle -> live programs naming it
 }
 
 // NewEmulator returns the emulated driver: device memory on the C heap and
@@ -104,6 +108,10 @@ func NewEmulatorWithLimit(limit int64) Driver {
 		streams: map[Stream]bool{},
 		events:  map[Event]*emuEvent{},
 		kernels: map[string]emuKernel{},
+
+		programs: map[*emuProgram]bool{},
+		graphs:   map[*emuGraph]bool{},
+		uses:     map[uintptr]int{},
 	}
 }
 
@@ -145,12 +153,12 @@ func (e *emulator) Alloc(bytes int) (DevicePtr, error) {
 	}
 	held := (bytes + emuAlign - 1) / emuAlign * emuAlign
 	if e.limit > 0 && e.used+int64(held) > e.limit {
-		return 0, &Error{Op: "alloc", Code: 2, Name: "CUDA_ERROR_OUT_OF_MEMORY",
+		return 0, &Error{Op: "alloc", Code: 2, Name: nameOutOfMemory,
 			Detail: fmt.Sprintf("%d bytes: %d of the emulator's %d bytes are in use", bytes, e.used, e.limit)}
 	}
 	p := C.aligned_alloc(emuAlign, C.size_t(held))
 	if p == nil {
-		return 0, &Error{Op: "alloc", Code: 2, Name: "CUDA_ERROR_OUT_OF_MEMORY", Detail: fmt.Sprintf("%d bytes: the C heap is exhausted", bytes)}
+		return 0, &Error{Op: "alloc", Code: 2, Name: nameOutOfMemory, Detail: fmt.Sprintf("%d bytes: the C heap is exhausted", bytes)}
 	}
 	// Device memory starts as all-one bytes (NaN as float), so a kernel
 	// that reads what nobody wrote gets NaN, not a lucky zero.
@@ -475,6 +483,9 @@ func (e *emulator) DestroyStream(s Stream) error {
 	if !e.streams[s] {
 		return emuErr("destroy stream", "invalid stream", "stream %d was not made by this driver or was destroyed", s)
 	}
+	if n := e.uses[uintptr(s)]; n > 0 {
+		return emuErr("destroy stream", "stream in use", "stream %d is named by %d compiled program(s): free them first", s, n)
+	}
 	delete(e.streams, s)
 	return nil
 }
@@ -541,6 +552,9 @@ func (e *emulator) DestroyEvent(ev Event) error {
 	if _, err := e.event("destroy event", ev); err != nil {
 		return err
 	}
+	if n := e.uses[uintptr(ev)]; n > 0 {
+		return emuErr("destroy event", "event in use", "event %d is named by %d compiled program(s): free them first", ev, n)
+	}
 	delete(e.events, ev)
 	return nil
 }
@@ -552,12 +566,12 @@ func (e *emulator) Synchronize() error {
 	return e.check("synchronize")
 }
 
-// Close frees what the caller left allocated; calls after it fail with
-// "driver closed".
+// Close frees what the caller left allocated (programs and graphs too);
+// calls after it fail with "driver closed".
 func (e *emulator) Close() error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil
 	}
 	e.closed = true
@@ -567,6 +581,18 @@ func (e *emulator) Close() error {
 	e.allocs, e.used = nil, 0
 	clear(e.streams)
 	clear(e.events)
+	clear(e.uses)
+	programs, graphs := e.programs, e.graphs
+	e.programs, e.graphs = map[*emuProgram]bool{}, map[*emuGraph]bool{}
+	e.mu.Unlock()
+	// Outside e.mu: freeing waits for a running Exec, which may need e.mu
+	// to record an event.
+	for p := range programs {
+		p.free()
+	}
+	for g := range graphs {
+		g.free()
+	}
 	return nil
 }
 
@@ -582,3 +608,350 @@ func emuFastSwitch() bool { return C.evo_emu_fast_switch() == 1 }
 // shared arrays in source order, so that each kernel refills only its own
 // at a block's start (see kernels/emu/cuda_emu.h).
 func emuStaticRangesOrdered() bool { return C.evo_emu_static_ranges_ordered() == 1 }
+
+// Programs and graphs in the emulator. Execution is already in program
+// order, so events and waits only have to name valid handles; a recorded
+// event is stamped with the host clock as RecordEvent does. A graph is a
+// copy of the program's launches: CUDA's capture turns records and waits
+// into graph edges, and the emulator runs the launches in order, which
+// satisfies every edge.
+
+// emuCode is a list of commands whose launches' shapes and arguments were
+// validated and packed into C memory once.
+type emuCode struct {
+	mu    sync.RWMutex   // read-held while running, write-held while freeing
+	freed bool           // buf was released
+	buf   unsafe.Pointer // C memory: per launch, 6 C ints of dims then its 8-byte argument slots
+	size  int            // bytes at buf
+	cmds  []emuCmd
+	sites []cmdSite
+}
+
+type emuCmd struct {
+	kind   CmdKind
+	k      C.int // registry index of the kernel
+	shared C.int
+	dims   uintptr // offset of grid x y z, block x y z in buf
+	vals   uintptr // offset of the argument slots in buf
+	nargs  C.int
+	event  Event
+}
+
+// free releases the C memory once; it waits for a run in progress.
+func (c *emuCode) free() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.freed {
+		return false
+	}
+	c.freed = true
+	C.free(c.buf)
+	c.buf = nil
+	return true
+}
+
+type emuProgram struct {
+	e *emulator
+	emuCode
+}
+
+func (p *emuProgram) Len() int { return len(p.cmds) }
+
+type emuGraph struct {
+	e *emulator
+	emuCode
+}
+
+// emuDimsBytes is the room for a launch's grid and block (6 C ints), a
+// multiple of 8 so the argument slots after it stay aligned.
+const emuDimsBytes = 6 * 4
+
+func (e *emulator) Compile(cmds []Cmd) (Program, error) {
+	type launch struct {
+		k     emuKernel
+		dims  [6]int
+		vals  []uint64
+		index int
+	}
+	var launches []launch
+	size := 0
+	for i := range cmds {
+		c := &cmds[i]
+		grid, block, err := checkCmd(c)
+		if err != nil {
+			return nil, compileError(i, c, err)
+		}
+		if c.Kind != CmdLaunch {
+			continue
+		}
+		k, err := e.kernel(c.Kernel)
+		if err != nil {
+			return nil, compileError(i, c, err)
+		}
+		vals, err := emuPackArgs(c.Kernel, k.kinds, c.Args)
+		if err != nil {
+			return nil, compileError(i, c, err)
+		}
+		launches = append(launches, launch{k: k, vals: vals, index: i,
+			dims: [6]int{grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z}})
+		size += emuDimsBytes + 8*len(vals)
+	}
+
+	p := &emuProgram{e: e}
+	p.cmds = make([]emuCmd, len(cmds))
+	p.sites = make([]cmdSite, len(cmds))
+	if size > 0 {
+		p.buf = C.malloc(C.size_t(size))
+		p.size = size
+	}
+	off := uintptr(0)
+	for _, l := range launches {
+		dims := unsafe.Slice((*C.int)(unsafe.Add(p.buf, off)), 6)
+		for j, v := range l.dims {
+			dims[j] = C.int(v)
+		}
+		copy(unsafe.Slice((*uint64)(unsafe.Add(p.buf, off+emuDimsBytes)), len(l.vals)), l.vals)
+		p.cmds[l.index] = emuCmd{kind: CmdLaunch, k: l.k.index, shared: C.int(cmds[l.index].Shared),
+			dims: off, vals: off + emuDimsBytes, nargs: C.int(len(l.vals))}
+		off += emuDimsBytes + 8*uintptr(len(l.vals))
+	}
+	for i := range cmds {
+		p.sites[i] = siteOf(&cmds[i])
+		if cmds[i].Kind != CmdLaunch {
+			p.cmds[i] = emuCmd{kind: cmds[i].Kind, event: cmds[i].Event}
+		}
+	}
+
+	// Handles are checked and pinned under one lock, so that none can be
+	// destroyed in between.
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fail := func(err error) (Program, error) {
+		C.free(p.buf)
+		return nil, err
+	}
+	if err := e.check("compile"); err != nil {
+		return fail(err)
+	}
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Stream != 0 && !e.streams[c.Stream] {
+			return fail(compileError(i, c, emuErr("compile", "invalid stream", "stream %d was not made by this driver or was destroyed", c.Stream)))
+		}
+		if c.Kind != CmdLaunch {
+			if _, err := e.event("compile", c.Event); err != nil {
+				return fail(compileError(i, c, err))
+			}
+		}
+	}
+	for _, h := range p.handles() {
+		e.uses[h]++
+	}
+	e.programs[p] = true
+	return p, nil
+}
+
+// handles lists the streams and events p names, each once.
+func (p *emuProgram) handles() []uintptr { return siteHandles(p.sites) }
+
+// program checks that p is a live program of this driver.
+func (e *emulator) program(op string, p Program) (*emuProgram, error) {
+	ep, ok := p.(*emuProgram)
+	if !ok || ep == nil || ep.e != e {
+		return nil, emuErr(op, "invalid program", "the program (%T) was not compiled by this driver", p)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return ep, e.check(op)
+}
+
+func (e *emulator) graph(op string, g Graph) (*emuGraph, error) {
+	eg, ok := g.(*emuGraph)
+	if !ok || eg == nil || eg.e != e {
+		return nil, emuErr(op, "invalid graph", "the graph (%T) was not captured by this driver", g)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return eg, e.check(op)
+}
+
+// Exec runs p's launches one after another before it returns.
+func (e *emulator) Exec(p Program) error {
+	ep, err := e.program("exec", p)
+	if err != nil {
+		return err
+	}
+	ep.mu.RLock()
+	defer ep.mu.RUnlock()
+	if ep.freed {
+		return emuErr("exec", "invalid program", "the program was freed")
+	}
+	return e.run("exec", &ep.emuCode)
+}
+
+// run executes code's commands; the caller read-holds code.mu.
+func (e *emulator) run(op string, code *emuCode) error {
+	// The error message buffer is per run, so that several goroutines may
+	// run the same code at once.
+	cerr := (*C.char)(C.malloc(emuErrLen))
+	defer C.free(unsafe.Pointer(cerr))
+	for i := range code.cmds {
+		c := &code.cmds[i]
+		switch c.kind {
+		case CmdLaunch:
+			rc := C.evo_emu_launch(c.k, (*C.int)(unsafe.Add(code.buf, c.dims)), c.shared,
+				(*C.uint64_t)(unsafe.Add(code.buf, c.vals)), c.nargs, cerr, emuErrLen)
+			if rc == 0 {
+				continue
+			}
+			dims := unsafe.Slice((*C.int)(unsafe.Add(code.buf, c.dims)), 6)
+			detail := fmt.Sprintf("command %d of %d (%s), grid %d x %d x %d, block %d x %d x %d: %s", i, len(code.cmds), code.sites[i],
+				dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], C.GoString(cerr))
+			if rc == 1 {
+				return fmt.Errorf("%w: %s", ErrBadArgs, detail)
+			}
+			return &Error{Op: op, Name: "emulator", Detail: detail}
+		case CmdRecord:
+			e.mu.Lock()
+			if x, ok := e.events[c.event]; ok {
+				x.recorded, x.at = true, time.Now()
+			}
+			e.mu.Unlock()
+		case CmdWait:
+			// Everything before this command has finished already.
+		}
+	}
+	return nil
+}
+
+// FreeProgram releases p's C memory and its hold on its streams and events.
+func (e *emulator) FreeProgram(p Program) error {
+	ep, err := e.program("free program", p)
+	if err != nil {
+		return err
+	}
+	if !ep.free() {
+		return emuErr("free program", "invalid program", "the program was freed already")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.programs[ep] {
+		delete(e.programs, ep)
+		for _, h := range ep.handles() {
+			if e.uses[h]--; e.uses[h] <= 0 {
+				delete(e.uses, h)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *emulator) StreamWaitEvent(s Stream, ev Event) error {
+	if err := e.checkStream("stream wait event", s); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, err := e.event("stream wait event", ev)
+	return err
+}
+
+// StreamSynchronize has nothing to wait for: launches are synchronous.
+func (e *emulator) StreamSynchronize(s Stream) error {
+	return e.checkStream("stream synchronize", s)
+}
+
+// Capture checks that p could be captured from origin as CUDA would
+// (checkCapture) and copies its launches into a graph; nothing runs.
+// LaunchGraph replays the copy, so the graph outlives p.
+func (e *emulator) Capture(p Program, origin Stream) (Graph, error) {
+	ep, err := e.program("capture", p)
+	if err != nil {
+		return nil, err
+	}
+	if origin == 0 {
+		return nil, checkCapture(nil, origin)
+	}
+	if err := e.checkStream("capture", origin); err != nil {
+		return nil, err
+	}
+	ep.mu.RLock()
+	defer ep.mu.RUnlock()
+	if ep.freed {
+		return nil, emuErr("capture", "invalid program", "the program was freed")
+	}
+	if err := checkCapture(ep.sites, origin); err != nil {
+		return nil, err
+	}
+	g := &emuGraph{e: e}
+	if ep.size > 0 {
+		g.buf = C.malloc(C.size_t(ep.size))
+		g.size = ep.size
+		copy(unsafe.Slice((*byte)(g.buf), g.size), unsafe.Slice((*byte)(ep.buf), ep.size))
+	}
+	for i, c := range ep.cmds {
+		if c.kind == CmdLaunch {
+			g.cmds = append(g.cmds, c)
+			g.sites = append(g.sites, ep.sites[i])
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.check("capture"); err != nil {
+		C.free(g.buf)
+		return nil, err
+	}
+	e.graphs[g] = true
+	return g, nil
+}
+
+// LaunchGraph runs g's launches in order before it returns.
+func (e *emulator) LaunchGraph(g Graph, s Stream) error {
+	eg, err := e.graph("launch graph", g)
+	if err != nil {
+		return err
+	}
+	if err := e.checkStream("launch graph", s); err != nil {
+		return err
+	}
+	eg.mu.RLock()
+	defer eg.mu.RUnlock()
+	if eg.freed {
+		return emuErr("launch graph", "invalid graph", "the graph was destroyed")
+	}
+	return e.run("launch graph", &eg.emuCode)
+}
+
+func (e *emulator) DestroyGraph(g Graph) error {
+	eg, err := e.graph("destroy graph", g)
+	if err != nil {
+		return err
+	}
+	if !eg.free() {
+		return emuErr("destroy graph", "invalid graph", "the graph was destroyed already")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.graphs, eg)
+	return nil
+}
+
+// emuUnlimitedBytes is the total device memory MemInfo reports for an
+// emulator without a limit: a terabyte, more than any test allocates.
+const emuUnlimitedBytes = 1 << 40
+
+// MemInfo reports the limit of NewEmulatorWithLimit (or emuUnlimitedBytes
+// without one) as total, and as free that total less the bytes allocations
+// hold (each rounded up to 256 bytes, as the limit counts them).
+func (e *emulator) MemInfo() (free, total int64, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.check("memory info"); err != nil {
+		return 0, 0, err
+	}
+	total = e.limit
+	if total == 0 {
+		total = emuUnlimitedBytes
+	}
+	return max(total-e.used, 0), total, nil
+}

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "178f1c46289a85b8350e794abb5c751552c88a386cf98a80061d802291b57399"
+const emuSourcesDigest = "441e84d17d246525ff218db4954753f66ab80c95a1455e5e27b3d0f522027ba3"

@@ -11,3 +11,4 @@
 #include "loss.cu"
 #include "sgd.cu"
 #include "data.cu"
+#include "sched.cu"

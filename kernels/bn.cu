@@ -1,5 +1,5 @@
 // bn.cu — batch normalisation over N, H, W per channel (PyTorch's
-// BatchNorm2d, affine, eps 1e-5, momentum 0.1). Layout: x [N][C][H][W];
+// BatchNorm2d, affine, eps 1e-5, momentum 0.1 by default). Layout: x [N][C][H][W];
 // gamma, beta, running mean and variance [C]; saved [2C] = batch mean then
 // 1/std, kept from forward to backward.
 //
@@ -8,21 +8,29 @@
 // statistics. Backward = bn_bwd_reduce (one block per channel: dgamma,
 // dbeta) then bn_bwd_dx (element-wise). Splitting the reductions from the
 // element-wise passes lets the latter use the whole GPU whatever C is.
+// Every kernel here also has a grouped variant NAME_grouped (evo_cuda.h,
+// EVO_KERNELS).
 #include "evo_cuda.h"
 
 #define EVO_BN_EPS 1e-5f
-#define EVO_BN_MOMENTUM 0.1f
 
 // bn_stats: per channel, the batch mean and biased variance (two passes:
 // the mean, then the squared deviations from it, as nets.RefBatchNormForward
 // does; it sums in float64, this kernel in a float32 tree, which is as
 // accurate for the sizes used), saved = (mean, 1/sqrt(var + eps)), and the
-// running statistics moved with momentum 0.1 towards the mean and the
-// unbiased variance. Launch: 256 threads, C blocks.
-extern "C" __global__ void bn_stats(const float* __restrict__ x, float* __restrict__ saved,
-                                    float* __restrict__ runMean, float* __restrict__ runVar, int N, int C, int HW) {
+// running statistics moved with the given momentum towards the mean and the
+// unbiased variance: run = (1 - momentum) * run + momentum * batch.
+// Training passes nets.BNMomentum (0.1, PyTorch's default); calibrating the
+// statistics of a trained network passes 1/(k+1) at batch k, which makes
+// the running values the plain average over the batches. Launch: 256
+// threads, C blocks.
+#define EVO_PARAMS_bn_stats(X) X(const float* __restrict__, x) X(float* __restrict__, saved) \
+    X(float* __restrict__, runMean) X(float* __restrict__, runVar) X(int, N) X(int, C) X(int, HW) \
+    X(float, momentum)
+EVO_BODY(bn_stats) {
+    EVO_UNPACK(bn_stats);
     __shared__ float scratch[32];
-    const int c = blockIdx.x;
+    const int c = g.bx;
     const long long m = (long long)N * HW;
     float s = 0.0f;
     for (long long i = threadIdx.x; i < m; i += blockDim.x) {
@@ -41,22 +49,23 @@ extern "C" __global__ void bn_stats(const float* __restrict__ x, float* __restri
         saved[c] = mean;
         saved[C + c] = 1.0f / sqrtf(var + EVO_BN_EPS);
         const float unbiased = m > 1 ? var * (float)m / (float)(m - 1) : var;
-        runMean[c] = (1.0f - EVO_BN_MOMENTUM) * runMean[c] + EVO_BN_MOMENTUM * mean;
-        runVar[c] = (1.0f - EVO_BN_MOMENTUM) * runVar[c] + EVO_BN_MOMENTUM * unbiased;
+        runMean[c] = (1.0f - momentum) * runMean[c] + momentum * mean;
+        runVar[c] = (1.0f - momentum) * runVar[c] + momentum * unbiased;
     }
 }
-EVO_REGISTER(bn_stats);
+EVO_KERNELS(bn_stats);
 
 // bn_apply: y = x * scale + shift with scale = gamma / std and shift =
 // beta - mean * scale, per channel. With fromRunning = 0, (mean, stat) are
 // the batch mean and 1/std that bn_stats saved; with fromRunning = 1 they
 // are the running mean and variance (evaluation mode). Matches the output
 // of nets.RefBatchNormForward. Launch: element-wise shape.
-extern "C" __global__ void bn_apply(const float* __restrict__ x, float* __restrict__ y,
-                                    const float* __restrict__ mean, const float* __restrict__ stat,
-                                    const float* __restrict__ gamma, const float* __restrict__ beta, int N, int C,
-                                    int HW, int fromRunning) {
-    EVO_FOR(i, (long long)N * C * HW) {
+#define EVO_PARAMS_bn_apply(X) X(const float* __restrict__, x) X(float* __restrict__, y) \
+    X(const float* __restrict__, mean) X(const float* __restrict__, stat) X(const float* __restrict__, gamma) \
+    X(const float* __restrict__, beta) X(int, N) X(int, C) X(int, HW) X(int, fromRunning)
+EVO_BODY(bn_apply) {
+    EVO_UNPACK(bn_apply);
+    EVO_GFOR(i, (long long)N * C * HW, g) {
         const int c = (int)((i / HW) % C);
         const float invstd = fromRunning ? 1.0f / sqrtf(stat[c] + EVO_BN_EPS) : stat[c];
         const float scale = gamma[c] * invstd;
@@ -64,18 +73,20 @@ extern "C" __global__ void bn_apply(const float* __restrict__ x, float* __restri
         y[i] = x[i] * scale + shift;
     }
 }
-EVO_REGISTER(bn_apply);
+EVO_KERNELS(bn_apply);
 
 // bn_bwd_reduce: per channel, dbeta = sum dy and dgamma = sum dy * xhat
 // with xhat = (x - mean) / std from saved; adds them into dgamma/dbeta when
 // those are not null and stores them in sums [2C] (dbeta, then dgamma) for
 // bn_bwd_dx. The reduction part of nets.RefBatchNormBackward. Launch: 256
 // threads, C blocks.
-extern "C" __global__ void bn_bwd_reduce(const float* __restrict__ x, const float* __restrict__ dy,
-                                         const float* __restrict__ saved, float* __restrict__ dgamma,
-                                         float* __restrict__ dbeta, float* __restrict__ sums, int N, int C, int HW) {
+#define EVO_PARAMS_bn_bwd_reduce(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+    X(const float* __restrict__, saved) X(float* __restrict__, dgamma) X(float* __restrict__, dbeta) \
+    X(float* __restrict__, sums) X(int, N) X(int, C) X(int, HW)
+EVO_BODY(bn_bwd_reduce) {
+    EVO_UNPACK(bn_bwd_reduce);
     __shared__ float scratch[32];
-    const int c = blockIdx.x;
+    const int c = g.bx;
     const float mean = saved[c], invstd = saved[C + c];
     const long long m = (long long)N * HW;
     float sdy = 0.0f, sdyx = 0.0f;
@@ -95,16 +106,18 @@ extern "C" __global__ void bn_bwd_reduce(const float* __restrict__ x, const floa
         if (dbeta) dbeta[c] += sdy;
     }
 }
-EVO_REGISTER(bn_bwd_reduce);
+EVO_KERNELS(bn_bwd_reduce);
 
 // bn_bwd_dx: dx += gamma * invstd / M * (M * dy - dbeta - xhat * dgamma),
 // M = N*H*W, the dx part of nets.RefBatchNormBackward. Launch: element-wise
 // shape.
-extern "C" __global__ void bn_bwd_dx(const float* __restrict__ x, const float* __restrict__ dy,
-                                     const float* __restrict__ saved, const float* __restrict__ sums,
-                                     const float* __restrict__ gamma, float* __restrict__ dx, int N, int C, int HW) {
+#define EVO_PARAMS_bn_bwd_dx(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+    X(const float* __restrict__, saved) X(const float* __restrict__, sums) X(const float* __restrict__, gamma) \
+    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, HW)
+EVO_BODY(bn_bwd_dx) {
+    EVO_UNPACK(bn_bwd_dx);
     const float m = (float)((long long)N * HW);
-    EVO_FOR(i, (long long)N * C * HW) {
+    EVO_GFOR(i, (long long)N * C * HW, g) {
         const int c = (int)((i / HW) % C);
         const float mean = saved[c], invstd = saved[C + c];
         const float xhat = (x[i] - mean) * invstd;
@@ -112,4 +125,4 @@ extern "C" __global__ void bn_bwd_dx(const float* __restrict__ x, const float* _
         dx[i] += k * (m * dy[i] - sums[c] - xhat * sums[C + c]);
     }
 }
-EVO_REGISTER(bn_bwd_dx);
+EVO_KERNELS(bn_bwd_dx);

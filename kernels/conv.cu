@@ -14,21 +14,25 @@
 //      gemm_strided (gemm.cu), W [K][C] x X[n] [C][H*W].
 // Backward data is one gather kernel (each input value sums the outputs
 // whose window holds it, so no atomics and a fixed order); the weight
-// gradient is one block per (output channel, input channel) filter that
-// keeps all k*k taps in registers while striding over the samples and
-// positions, then reduces them across the block. 1x1 convolutions use the
-// GEMM for both.
+// gradient is one block per (output channel, input channel) filter and
+// group of samples that keeps all k*k taps in registers while striding over
+// its samples and positions, then reduces them across the block (and, when
+// the samples are split over several blocks, across blocks with atomics).
+// 1x1 convolutions use the GEMM for both. Every kernel here also has a
+// grouped variant NAME_grouped (evo_cuda.h, EVO_KERNELS).
 #include "evo_cuda.h"
 
 // conv2d_fwd: y[n,oc,oy,ox] = sum over c in oc's group, ky, kx of
 // w[oc,c,ky,kx] * x[n,c,oy*stride-pad+ky*dil, ox*stride-pad+kx*dil], zero
 // outside. Matches nets.RefConvForward (and sums in its order). Launch:
 // element-wise shape over N*K*OH*OW outputs.
-extern "C" __global__ void conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w,
-                                      float* __restrict__ y, int N, int C, int H, int W, int K, int OH, int OW,
-                                      int k, int stride, int pad, int dil, int groups) {
+#define EVO_PARAMS_conv2d_fwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
+    X(float* __restrict__, y) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+EVO_BODY(conv2d_fwd) {
+    EVO_UNPACK(conv2d_fwd);
     const int cg = C / groups, kg = K / groups;
-    EVO_FOR(i, (long long)N * K * OH * OW) {
+    EVO_GFOR(i, (long long)N * K * OH * OW, g) {
         const int ox = (int)(i % OW);
         const int oy = (int)((i / OW) % OH);
         const int oc = (int)((i / ((long long)OW * OH)) % K);
@@ -51,7 +55,7 @@ extern "C" __global__ void conv2d_fwd(const float* __restrict__ x, const float* 
         y[i] = s;
     }
 }
-EVO_REGISTER(conv2d_fwd);
+EVO_KERNELS(conv2d_fwd);
 
 // conv2d_fwd_depthwise: the forward of a convolution with groups == C (one
 // input channel per group, K = C * multiplier): output channel oc reads
@@ -59,14 +63,16 @@ EVO_REGISTER(conv2d_fwd);
 // Launch: block (16, 16) = one 16x16 output tile, grid (tilesX * tilesY, K,
 // N) with tilesX = ceil(OW/16), tilesY = ceil(OH/16); dynamic shared memory
 // (IH*IW + k*k) floats, IH = 15*stride + (k-1)*dil + 1 and IW the same.
-extern "C" __global__ void conv2d_fwd_depthwise(const float* __restrict__ x, const float* __restrict__ w,
-                                                float* __restrict__ y, int C, int H, int W, int K, int OH, int OW,
-                                                int k, int stride, int pad, int dil) {
+#define EVO_PARAMS_conv2d_fwd_depthwise(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
+    X(float* __restrict__, y) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+    X(int, stride) X(int, pad) X(int, dil)
+EVO_BODY(conv2d_fwd_depthwise) {
+    EVO_UNPACK(conv2d_fwd_depthwise);
     extern __shared__ float smem[];
     const int T = 16;
     const int tilesX = (OW + T - 1) / T;
-    const int tileY = blockIdx.x / tilesX, tileX = blockIdx.x % tilesX;
-    const int oc = blockIdx.y, n = blockIdx.z;
+    const int tileY = g.bx / tilesX, tileX = g.bx % tilesX;
+    const int oc = g.by, n = g.bz;
     const int c = oc / (K / C);
     const int IH = (T - 1) * stride + (k - 1) * dil + 1;
     const int IW = IH;
@@ -92,18 +98,20 @@ extern "C" __global__ void conv2d_fwd_depthwise(const float* __restrict__ x, con
         for (int kx = 0; kx < k; kx++) s += filt[ky * k + kx] * tile[(by + ky * dil) * IW + bx + kx * dil];
     y[(((long long)n * K + oc) * OH + oy) * OW + ox] = s;
 }
-EVO_REGISTER(conv2d_fwd_depthwise);
+EVO_KERNELS(conv2d_fwd_depthwise);
 
 // conv2d_bwd_data: dx[n,c,iy,ix] += sum over the outputs (oc, oy, ox) whose
 // window reads (iy, ix) through tap (ky, kx) of w[oc,c',ky,kx] *
 // dy[n,oc,oy,ox]. Each thread owns one input value, so the sum needs no
 // atomics. The adjoint of conv2d_fwd, matching the dx part of
 // nets.RefConvBackward. Launch: element-wise shape over N*C*H*W inputs.
-extern "C" __global__ void conv2d_bwd_data(const float* __restrict__ dy, const float* __restrict__ w,
-                                           float* __restrict__ dx, int N, int C, int H, int W, int K, int OH,
-                                           int OW, int k, int stride, int pad, int dil, int groups) {
+#define EVO_PARAMS_conv2d_bwd_data(X) X(const float* __restrict__, dy) X(const float* __restrict__, w) \
+    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+EVO_BODY(conv2d_bwd_data) {
+    EVO_UNPACK(conv2d_bwd_data);
     const int cg = C / groups, kg = K / groups;
-    EVO_FOR(i, (long long)N * C * H * W) {
+    EVO_GFOR(i, (long long)N * C * H * W, g) {
         const int ix = (int)(i % W);
         const int iy = (int)((i / W) % H);
         const int c = (int)((i / ((long long)W * H)) % C);
@@ -130,19 +138,21 @@ extern "C" __global__ void conv2d_bwd_data(const float* __restrict__ dy, const f
         dx[i] += s;
     }
 }
-EVO_REGISTER(conv2d_bwd_data);
+EVO_KERNELS(conv2d_bwd_data);
 
-// evo_conv_wgrad accumulates the taps [t0, t0+TMAX) of filter (oc, ic):
-// each thread strides over (n, oy, ox), keeping TMAX partial sums in
-// registers (TMAX is a compile-time bound so the array is not spilled; the
-// taps' window offsets come from shared memory, broadcast to all threads),
-// then warps reduce by shuffles and one barrier combines the warps.
+// evo_conv_wgrad accumulates the taps [t0, t0+TMAX) of filter (oc, ic)
+// over the samples n0, n0+nstep, ...: each thread strides over those (n,
+// oy, ox), keeping TMAX partial sums in registers (TMAX is a compile-time
+// bound so the array is not spilled; the taps' window offsets come from
+// shared memory, broadcast to all threads), then warps reduce by shuffles
+// and one barrier combines the warps. With nstep > 1 other blocks add into
+// the same taps, so the block's totals go in with atomicAdd.
 template <int TMAX>
 static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
                                                       float* __restrict__ dw, int N, int C, int H, int W, int K,
                                                       int OH, int OW, int k, int stride, int pad, int dil,
-                                                      int cg, int oc, int ic, int c, int t0, float* scratch,
-                                                      int* offs) {
+                                                      int cg, int oc, int ic, int c, int t0, int n0, int nstep,
+                                                      float* scratch, int* offs) {
     const int taps = evo_imin(k * k - t0, TMAX);
     for (int t = threadIdx.x; t < taps; t += blockDim.x) {
         offs[2 * t] = ((t0 + t) / k) * dil - pad;
@@ -152,10 +162,11 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
     float acc[TMAX];
 #pragma unroll
     for (int t = 0; t < TMAX; t++) acc[t] = 0.0f;
-    const long long positions = (long long)N * OH * OW;
+    const int samples = n0 < N ? (N - n0 + nstep - 1) / nstep : 0;
+    const long long positions = (long long)samples * OH * OW;
     for (long long p = threadIdx.x; p < positions; p += blockDim.x) {
         const int ox = (int)(p % OW), oy = (int)((p / OW) % OH);
-        const long long n = p / ((long long)OW * OH);
+        const long long n = n0 + (p / ((long long)OW * OH)) * nstep;
         const float g = dy[((n * K + oc) * OH + oy) * OW + ox];
         const float* xc = x + (n * C + c) * (long long)H * W;
         const int by = oy * stride, bx = ox * stride;
@@ -177,33 +188,44 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
     if ((int)threadIdx.x < taps) {
         float s = 0.0f;
         for (int q = 0; q < nwarps; q++) s += scratch[threadIdx.x * nwarps + q];
-        dw[((long long)oc * cg + ic) * k * k + t0 + threadIdx.x] += s;
+        float* d = dw + ((long long)oc * cg + ic) * k * k + t0 + threadIdx.x;
+        if (nstep > 1) atomicAdd(d, s);
+        else *d += s;
     }
     __syncthreads();
 }
 
 // conv2d_bwd_weight: dw[oc,ic,ky,kx] += sum over n, oy, ox of
 // dy[n,oc,oy,ox] * x[n,c,oy*stride-pad+ky*dil, ox*stride-pad+kx*dil], the
-// dw part of nets.RefConvBackward. One block per filter (oc, ic): blockIdx.x
-// = oc*cg + ic. Launch: 256 threads (a multiple of 32), K*cg blocks, static
-// shared scratch. Filters of more than 25 taps (beyond 5x5) go in chunks of
-// 25, each a pass over dy.
-extern "C" __global__ void conv2d_bwd_weight(const float* __restrict__ x, const float* __restrict__ dy,
-                                             float* __restrict__ dw, int N, int C, int H, int W, int K, int OH,
-                                             int OW, int k, int stride, int pad, int dil, int groups) {
+// dw part of nets.RefConvBackward. Block x is the filter (oc, ic), x = oc*cg
+// + ic; block y of gy takes the samples y, y+gy, ... . With gy = 1 one
+// block sums a whole filter in a fixed order; with gy > 1 (a split
+// reduction, so that a large batch is not summed by K*cg blocks alone) the
+// blocks of a filter meet in atomicAdds, whose order varies run to run.
+// Launch: 256 threads (a multiple of 32), grid (K*cg, gy), static shared
+// scratch. Filters of more than 25 taps (beyond 5x5) go in chunks of 25,
+// each a pass over dy.
+#define EVO_PARAMS_conv2d_bwd_weight(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+    X(float* __restrict__, dw) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+EVO_BODY(conv2d_bwd_weight) {
+    EVO_UNPACK(conv2d_bwd_weight);
     __shared__ float scratch[25 * 32];
     __shared__ int offs[25 * 2];
     const int cg = C / groups, kg = K / groups;
-    const int oc = blockIdx.x / cg, ic = blockIdx.x % cg;
+    const int oc = g.bx / cg, ic = g.bx % cg;
     const int c = (oc / kg) * cg + ic;
     const int taps = k * k;
     if (taps == 1) {
-        evo_conv_wgrad<1>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, scratch, offs);
+        evo_conv_wgrad<1>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, g.by, g.gy,
+                          scratch, offs);
     } else if (taps <= 9) {
-        evo_conv_wgrad<9>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, scratch, offs);
+        evo_conv_wgrad<9>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, g.by, g.gy,
+                          scratch, offs);
     } else {
         for (int t0 = 0; t0 < taps; t0 += 25)
-            evo_conv_wgrad<25>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, t0, scratch, offs);
+            evo_conv_wgrad<25>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, t0, g.by, g.gy,
+                               scratch, offs);
     }
 }
-EVO_REGISTER(conv2d_bwd_weight);
+EVO_KERNELS(conv2d_bwd_weight);

@@ -28,21 +28,18 @@ static __device__ __forceinline__ int evo_draw(unsigned long long seed, long lon
     return (int)(((u >> 32) * (unsigned long long)m) >> 32);
 }
 
-// gather_batch: for batch position b < nimg, image idx[b] of the dataset
-// (pixels [images][C][H][W] bytes, labels [images] bytes) becomes x[b]
-// ([C][H][W] float32, normalised and augmented) and y[b] = its label.
-// padCrop > 0 turns on the random crop, flip != 0 the flip, cutout > 0 the
-// cutout square of that side (centre uniform, clipped at the borders). The
-// un-augmented path matches data.(*Dataset).Batch bit for bit. Launch:
-// element-wise shape over nimg*C*H*W.
-extern "C" __global__ void gather_batch(const unsigned char* __restrict__ pixels,
-                                        const unsigned char* __restrict__ labels, const int* __restrict__ idx,
-                                        int nimg, int C, int H, int W, const float* __restrict__ mean,
-                                        const float* __restrict__ stdev, int padCrop, int flip, int cutout,
-                                        long long seed, float* __restrict__ x, int* __restrict__ y) {
+// evo_gather_batch is gather_batch's loop, shared with gather_batch_sched
+// (sched.cu), which finds its indices and seed in device memory.
+static __device__ __forceinline__ void evo_gather_batch(const unsigned char* __restrict__ pixels,
+                                                        const unsigned char* __restrict__ labels,
+                                                        const int* __restrict__ idx, int nimg, int C, int H, int W,
+                                                        const float* __restrict__ mean,
+                                                        const float* __restrict__ stdev, int padCrop, int flip,
+                                                        int cutout, long long seed, float* __restrict__ x,
+                                                        int* __restrict__ y, const evo_grid& g) {
     const unsigned long long s = (unsigned long long)seed;
     const long long plane = (long long)H * W, img = C * plane;
-    EVO_FOR(e, (long long)nimg * img) {
+    EVO_GFOR(e, (long long)nimg * img, g) {
         const long long b = e / img;
         const int c = (int)((e / plane) % C);
         const int i = (int)((e / W) % H), j = (int)(e % W);
@@ -65,4 +62,21 @@ extern "C" __global__ void gather_batch(const unsigned char* __restrict__ pixels
         x[e] = v;
     }
 }
-EVO_REGISTER(gather_batch);
+
+// gather_batch: for batch position b < nimg, image idx[b] of the dataset
+// (pixels [images][C][H][W] bytes, labels [images] bytes) becomes x[b]
+// ([C][H][W] float32, normalised and augmented) and y[b] = its label.
+// padCrop > 0 turns on the random crop, flip != 0 the flip, cutout > 0 the
+// cutout square of that side (centre uniform, clipped at the borders). The
+// un-augmented path matches data.(*Dataset).Batch bit for bit. Launch:
+// element-wise shape over nimg*C*H*W. It has a grouped variant
+// gather_batch_grouped (evo_cuda.h, EVO_KERNELS).
+#define EVO_PARAMS_gather_batch(X) X(const unsigned char* __restrict__, pixels) \
+    X(const unsigned char* __restrict__, labels) X(const int* __restrict__, idx) X(int, nimg) X(int, C) \
+    X(int, H) X(int, W) X(const float* __restrict__, mean) X(const float* __restrict__, stdev) X(int, padCrop) \
+    X(int, flip) X(int, cutout) X(long long, seed) X(float* __restrict__, x) X(int* __restrict__, y)
+EVO_BODY(gather_batch) {
+    EVO_UNPACK(gather_batch);
+    evo_gather_batch(pixels, labels, idx, nimg, C, H, W, mean, stdev, padCrop, flip, cutout, seed, x, y, g);
+}
+EVO_KERNELS(gather_batch);

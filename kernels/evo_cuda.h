@@ -16,6 +16,11 @@
 #elif defined(__CUDACC__)
 // A registration only matters to the emulator.
 #define EVO_REGISTER(name)
+// The dynamic shared memory, declared once at namespace scope so that the
+// block-scope `extern __shared__ float smem[];` of kernel bodies (static
+// functions) and of extern "C" kernels name the same entity; without it
+// nvcc warns that their linkages conflict.
+extern __shared__ float smem[];
 #else
 #error "evo_cuda.h: compile with nvcc or define EVOSEARCH_EMU"
 #endif
@@ -65,3 +70,140 @@ static __device__ __forceinline__ float evo_block_sum(float v, float* scratch) {
     __syncthreads();
     return v;
 }
+
+// ---- Kernels written once, launched alone or grouped ---------------------
+//
+// Population training runs ~50 different networks at once. At each point of
+// a step the same kernel runs for many of them with different shapes and
+// pointers; instead of one launch each, a grouped launch hands its blocks
+// out over all the instances (horizontal fusion, as in CUTLASS's grouped
+// GEMM and in HFTA: Wang et al., "Horizontally Fused Training Array",
+// MLSys 2021). So a kernel is written once, as a body over a *virtual*
+// grid, and two kernels are generated from it:
+//
+//   NAME(params...)            the plain kernel: the real grid is the
+//                              virtual grid (callers launch it as always);
+//   NAME_grouped(table, count, blobs)
+//                              the grouped kernel: grid.x = the sum of every
+//                              instance's gx*gy*gz, same block and dynamic
+//                              shared size for all; each block finds its
+//                              instance in table, its virtual (bx, by, bz)
+//                              and the instance's parameters in blobs.
+//
+// How to write one (elementwise.cu has the simplest examples):
+//
+//   #define EVO_PARAMS_relu_fwd(X) X(const float* __restrict__, x) X(float* __restrict__, y) X(long long, n)
+//   EVO_BODY(relu_fwd) {
+//       EVO_UNPACK(relu_fwd);              // locals x, y, n from p
+//       EVO_GFOR(i, n, g) y[i] = fmaxf(x[i], 0.0f);
+//   }
+//   EVO_KERNELS(relu_fwd);                 // both kernels, both registered
+//
+// EVO_PARAMS_NAME lists the parameters in order, one X(type, name) each;
+// it defines the kernel's parameter list and struct NAME_params (members in
+// that order). EVO_BODY(NAME) opens
+//   static __device__ void NAME_body(const NAME_params& p, const evo_grid& g)
+// In a body use g.bx/g.by/g.bz and g.gx/g.gy/g.gz, never blockIdx or
+// gridDim; threadIdx and blockDim are the real ones. A whole block runs one
+// instance, so __syncthreads, warp collectives and static or dynamic
+// __shared__ memory in a body work as in a plain kernel.
+//
+// Emulator note: a body's static __shared__ arrays are refilled with NaN at
+// each block of the plain kernel (which is registered right after the body)
+// but not of NAME_grouped; the body and its barriers are the same code, so
+// the plain kernel's checks cover both.
+
+// evo_grid is a block's virtual blockIdx (bx, by, bz) and gridDim (gx, gy,
+// gz).
+struct evo_grid {
+    int bx, by, bz, gx, gy, gz;
+};
+
+// evo_group_entry is one instance of a grouped launch. Byte layout (24
+// bytes, 8-aligned, little-endian; cuda.BuildGroup writes it):
+//   offset  0  long long blob         byte offset of the instance's
+//                                     parameters in blobs (a multiple of 8)
+//   offset  8  int       block_start  first grouped block of the instance:
+//                                     ascending prefix sums, entry 0 has 0
+//   offset 12  int       gx           the instance's grid
+//   offset 16  int       gy
+//   offset 20  int       gz
+// The parameter blob at blobs + blob is NAME_params as C lays it out:
+// pointers and long long 8-byte aligned, int, unsigned and float 4-byte
+// aligned, in parameter order (cuda.PackArgBlob).
+struct evo_group_entry {
+    long long blob;
+    int block_start;
+    int gx, gy, gz;
+};
+static_assert(sizeof(evo_group_entry) == 24, "evo_group_entry must be 24 bytes (cuda.BuildGroup)");
+
+// Grid-stride loop over [0, n) for a one-dimensional virtual grid.
+#define EVO_GFOR(i, n, g)                                              \
+    for (long long i = (long long)(g).bx * blockDim.x + threadIdx.x; \
+         i < (long long)(n); i += (long long)blockDim.x * (g).gx)
+
+// evo_group_find returns the entry of the instance that the current block
+// of a grouped launch belongs to (a binary search over block_start; every
+// thread of the block does the same search, so the loads are broadcasts)
+// and sets g to the block's virtual coordinates in that instance's grid
+// (x fastest, as CUDA numbers blocks).
+static __device__ __forceinline__ const evo_group_entry* evo_group_find(const evo_group_entry* table, int count,
+                                                                        evo_grid* g) {
+    const int b = (int)blockIdx.x;
+    int lo = 0, hi = count - 1;  // the last entry whose block_start <= b
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (table[mid].block_start <= b) lo = mid;
+        else hi = mid - 1;
+    }
+    const evo_group_entry* e = table + lo;
+    const int local = b - e->block_start;
+    g->gx = e->gx;
+    g->gy = e->gy;
+    g->gz = e->gz;
+    g->bx = local % e->gx;
+    g->by = (local / e->gx) % e->gy;
+    g->bz = local / (e->gx * e->gy);
+    return e;
+}
+
+// The macro machinery behind EVO_KERNELS. Each X-macro turns one X(type,
+// name) of a parameter list into a struct member, a kernel parameter (with
+// a leading comma that EVO_TAIL drops from the first) or a name.
+#define EVO_TAIL_(first, ...) __VA_ARGS__
+#define EVO_TAIL(...) EVO_TAIL_(__VA_ARGS__)
+#define EVO_X_MEMBER(type, name) type name;
+#define EVO_X_PARAM(type, name) , type name
+#define EVO_X_NAME(type, name) , name
+#define EVO_X_UNPACK(type, name) type name = p.name;
+
+// EVO_BODY(NAME) declares NAME_params and opens NAME's body.
+#define EVO_BODY(NAME)                                                                        \
+    struct NAME##_params {                                                                    \
+        EVO_PARAMS_##NAME(EVO_X_MEMBER)                                                       \
+    };                                                                                        \
+    static_assert(alignof(NAME##_params) <= 8, "parameter blobs are 8-byte aligned");         \
+    static __device__ __forceinline__ void NAME##_body(const NAME##_params& p, const evo_grid& g)
+
+// EVO_UNPACK(NAME) copies every parameter into a local of its name, so a
+// body reads like the kernel it replaced.
+#define EVO_UNPACK(NAME) EVO_PARAMS_##NAME(EVO_X_UNPACK)(void)0
+
+// EVO_KERNELS(NAME) defines and registers NAME and NAME_grouped.
+#define EVO_KERNELS(NAME)                                                                                   \
+    extern "C" __global__ void NAME(EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_PARAM))) {                            \
+        const NAME##_params p = {EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_NAME))};                                 \
+        const evo_grid g = {(int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z,                             \
+                            (int)gridDim.x,  (int)gridDim.y,  (int)gridDim.z};                             \
+        NAME##_body(p, g);                                                                                 \
+    }                                                                                                      \
+    EVO_REGISTER(NAME);                                                                                    \
+    extern "C" __global__ void NAME##_grouped(const evo_group_entry* __restrict__ table, int count,        \
+                                              const unsigned char* __restrict__ blobs) {                   \
+        evo_grid g;                                                                                        \
+        const evo_group_entry* e = evo_group_find(table, count, &g);                                       \
+        const NAME##_params p = *reinterpret_cast<const NAME##_params*>(blobs + e->blob);                  \
+        NAME##_body(p, g);                                                                                 \
+    }                                                                                                      \
+    EVO_REGISTER(NAME##_grouped)

@@ -7,20 +7,26 @@
 
 // linear_bias_rows: y[r, o] = b[o] for rows r < rows, o < out. Launch:
 // element-wise shape (evo_cuda.h).
-extern "C" __global__ void linear_bias_rows(float* __restrict__ y, const float* __restrict__ b, int rows, int out) {
-    EVO_FOR(i, (long long)rows * out) y[i] = b[i % out];
+#define EVO_PARAMS_linear_bias_rows(X) X(float* __restrict__, y) X(const float* __restrict__, b) X(int, rows) \
+    X(int, out)
+EVO_BODY(linear_bias_rows) {
+    EVO_UNPACK(linear_bias_rows);
+    EVO_GFOR(i, (long long)rows * out, g) y[i] = b[i % out];
 }
-EVO_REGISTER(linear_bias_rows);
+EVO_KERNELS(linear_bias_rows);
 
 // linear_bias_grad: db[o] += sum over rows r of dy[r, o], summed in row
 // order as nets.RefLinearBackward does. One thread per output column:
 // consecutive threads read consecutive columns of a row, so every row read
 // is coalesced. Launch: 1-D, 128 threads, ceil(out/128) blocks.
-extern "C" __global__ void linear_bias_grad(const float* __restrict__ dy, float* __restrict__ db, int rows, int out) {
-    const int o = blockIdx.x * blockDim.x + threadIdx.x;
+#define EVO_PARAMS_linear_bias_grad(X) X(const float* __restrict__, dy) X(float* __restrict__, db) X(int, rows) \
+    X(int, out)
+EVO_BODY(linear_bias_grad) {
+    EVO_UNPACK(linear_bias_grad);
+    const int o = g.bx * blockDim.x + threadIdx.x;
     if (o >= out) return;
     float s = db[o];
     for (int r = 0; r < rows; r++) s += dy[(long long)r * out + o];
     db[o] = s;
 }
-EVO_REGISTER(linear_bias_grad);
+EVO_KERNELS(linear_bias_grad);

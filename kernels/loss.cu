@@ -10,10 +10,12 @@
 // per-sample parts of nets.SoftmaxCrossEntropy (which then averages the
 // losses over n and sums the correct flags: reduce_sum). Launch: 256
 // threads (8 warps), ceil(n/8) blocks.
-extern "C" __global__ void softmax_xent(const float* __restrict__ logits, const int* __restrict__ labels, int n,
-                                        int classes, float* __restrict__ dlogits, float* __restrict__ loss,
-                                        float* __restrict__ correct) {
-    const int r = blockIdx.x * (blockDim.x / EVO_WARP) + threadIdx.x / EVO_WARP;
+#define EVO_PARAMS_softmax_xent(X) X(const float* __restrict__, logits) X(const int* __restrict__, labels) \
+    X(int, n) X(int, classes) X(float* __restrict__, dlogits) X(float* __restrict__, loss) \
+    X(float* __restrict__, correct)
+EVO_BODY(softmax_xent) {
+    EVO_UNPACK(softmax_xent);
+    const int r = g.bx * (blockDim.x / EVO_WARP) + threadIdx.x / EVO_WARP;
     const int lane = threadIdx.x % EVO_WARP;
     const bool live = r < n;  // dead warps still run the shuffles, harmlessly
     const float* z = logits + (long long)(live ? r : 0) * classes;
@@ -51,17 +53,19 @@ extern "C" __global__ void softmax_xent(const float* __restrict__ logits, const 
         for (int j = lane; j < classes; j += EVO_WARP) dz[j] = (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f)) * inv;
     }
 }
-EVO_REGISTER(softmax_xent);
+EVO_KERNELS(softmax_xent);
 
 // reduce_sum: out[0] = sum of in[0..n) in a fixed order (each thread sums a
 // strided subset, then a block tree), so the total is reproducible. A
 // single block: it totals per-sample or per-block partial values, which are
 // few. Launch: 1 block of 1024 threads.
-extern "C" __global__ void reduce_sum(const float* __restrict__ in, long long n, float* __restrict__ out) {
+#define EVO_PARAMS_reduce_sum(X) X(const float* __restrict__, in) X(long long, n) X(float* __restrict__, out)
+EVO_BODY(reduce_sum) {
+    EVO_UNPACK(reduce_sum);
     __shared__ float scratch[32];
     float s = 0.0f;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) s += in[i];
     s = evo_block_sum(s, scratch);
     if (threadIdx.x == 0) out[0] = s;
 }
-EVO_REGISTER(reduce_sum);
+EVO_KERNELS(reduce_sum);

@@ -46,9 +46,11 @@ static __device__ __forceinline__ void evo_pool_outputs(int i, int n, int k, int
 
 // max_pool_fwd: y = max over the clipped window. Matches
 // nets.RefMaxPoolForward.
-extern "C" __global__ void max_pool_fwd(const float* __restrict__ x, float* __restrict__ y, int planes, int H,
-                                        int W, int OH, int OW, int k, int stride, int pad) {
-    EVO_FOR(i, (long long)planes * OH * OW) {
+#define EVO_PARAMS_max_pool_fwd(X) X(const float* __restrict__, x) X(float* __restrict__, y) X(int, planes) \
+    X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
+EVO_BODY(max_pool_fwd) {
+    EVO_UNPACK(max_pool_fwd);
+    EVO_GFOR(i, (long long)planes * OH * OW, g) {
         const int ox = (int)(i % OW), oy = (int)((i / OW) % OH);
         const long long p = i / ((long long)OW * OH);
         const float* xp = x + p * H * W;
@@ -60,15 +62,17 @@ extern "C" __global__ void max_pool_fwd(const float* __restrict__ x, float* __re
         y[i] = best;
     }
 }
-EVO_REGISTER(max_pool_fwd);
+EVO_KERNELS(max_pool_fwd);
 
 // max_pool_bwd: dx[(iy,ix)] += dy of every output whose window's first
 // maximum (row-major) is (iy, ix). Matches nets.RefMaxPoolBackward,
 // adding in its (oy, ox) order.
-extern "C" __global__ void max_pool_bwd(const float* __restrict__ x, const float* __restrict__ dy,
-                                        float* __restrict__ dx, int planes, int H, int W, int OH, int OW, int k,
-                                        int stride, int pad) {
-    EVO_FOR(i, (long long)planes * H * W) {
+#define EVO_PARAMS_max_pool_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+    X(float* __restrict__, dx) X(int, planes) X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) \
+    X(int, pad)
+EVO_BODY(max_pool_bwd) {
+    EVO_UNPACK(max_pool_bwd);
+    EVO_GFOR(i, (long long)planes * H * W, g) {
         const int ix = (int)(i % W), iy = (int)((i / W) % H);
         const long long p = i / ((long long)W * H);
         const float* xp = x + p * H * W;
@@ -87,13 +91,15 @@ extern "C" __global__ void max_pool_bwd(const float* __restrict__ x, const float
         dx[i] = v;
     }
 }
-EVO_REGISTER(max_pool_bwd);
+EVO_KERNELS(max_pool_bwd);
 
 // avg_pool_fwd: y = mean of the clipped window. Matches
 // nets.RefAvgPoolForward.
-extern "C" __global__ void avg_pool_fwd(const float* __restrict__ x, float* __restrict__ y, int planes, int H,
-                                        int W, int OH, int OW, int k, int stride, int pad) {
-    EVO_FOR(i, (long long)planes * OH * OW) {
+#define EVO_PARAMS_avg_pool_fwd(X) X(const float* __restrict__, x) X(float* __restrict__, y) X(int, planes) \
+    X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
+EVO_BODY(avg_pool_fwd) {
+    EVO_UNPACK(avg_pool_fwd);
+    EVO_GFOR(i, (long long)planes * OH * OW, g) {
         const int ox = (int)(i % OW), oy = (int)((i / OW) % OH);
         const long long p = i / ((long long)OW * OH);
         const float* xp = x + p * H * W;
@@ -105,13 +111,15 @@ extern "C" __global__ void avg_pool_fwd(const float* __restrict__ x, float* __re
         y[i] = s / (float)((y1 - y0) * (x1 - x0));
     }
 }
-EVO_REGISTER(avg_pool_fwd);
+EVO_KERNELS(avg_pool_fwd);
 
 // avg_pool_bwd: dx[(iy,ix)] += dy / window size for every output whose
 // clipped window holds (iy, ix). Matches nets.RefAvgPoolBackward.
-extern "C" __global__ void avg_pool_bwd(const float* __restrict__ dy, float* __restrict__ dx, int planes, int H,
-                                        int W, int OH, int OW, int k, int stride, int pad) {
-    EVO_FOR(i, (long long)planes * H * W) {
+#define EVO_PARAMS_avg_pool_bwd(X) X(const float* __restrict__, dy) X(float* __restrict__, dx) X(int, planes) \
+    X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
+EVO_BODY(avg_pool_bwd) {
+    EVO_UNPACK(avg_pool_bwd);
+    EVO_GFOR(i, (long long)planes * H * W, g) {
         const int ix = (int)(i % W), iy = (int)((i / W) % H);
         const long long p = i / ((long long)W * H);
         const float* dyp = dy + p * OH * OW;
@@ -128,4 +136,4 @@ extern "C" __global__ void avg_pool_bwd(const float* __restrict__ dy, float* __r
         dx[i] = v;
     }
 }
-EVO_REGISTER(avg_pool_bwd);
+EVO_KERNELS(avg_pool_bwd);

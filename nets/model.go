@@ -346,3 +346,21 @@ func (m *Model) ZeroGrad() {
 
 // Activation returns node i's output from the last Forward.
 func (m *Model) Activation(i int) []float32 { return m.acts[i] }
+
+// GradPlan is planGrads's result for executors outside this package (the
+// GPU population trainer replays Model.Backward's order on the device). Step
+// i is node i's backward; step len(Nodes) comes before all of them.
+type GradPlan struct {
+	Buf       []int    // node -> pooled gradient buffer; -1 for the input
+	Bufs      []int    // buffer -> size in floats per sample
+	Clear     [][]int  // Clear[i]: buffers to zero before step i
+	Fresh     [][]bool // Fresh[i][k]: node i writes input k's buffer first and once
+	FreshBufs [][]int  // buffers made live by such fresh writes at step i (zeroed too by a backend that only adds)
+	Shared    [][]bool // Shared[i][k]: input k of Add node i shares node i's buffer (no gradient to add)
+}
+
+// PlanGrads returns the gradient-buffer plan a Model of g uses.
+func PlanGrads(g *Graph) GradPlan {
+	p := planGrads(g)
+	return GradPlan{Buf: p.buf, Bufs: p.bufs, Clear: p.clear, Fresh: p.fresh, FreshBufs: p.freshBufs, Shared: p.shared}
+}

@@ -1,0 +1,1165 @@
+package cuda
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/nets"
+)
+
+// Population training (DESIGN.md §6): a generation of different networks
+// proxy-trained at once on one device. Everything a training step needs
+// lives on the device: the datasets (uploaded once per call), every
+// candidate's tensors, its whole batch-index schedule and learning-rate
+// schedule, and a step counter the kernels read, so a step is a fixed list
+// of launches that can be compiled once and replayed (see Stage).
+//
+// A candidate's step is exactly nets.Model's: forward in node order, soft-
+// max cross-entropy writing the logits' gradient, parameter gradients
+// zeroed, the backward in reverse node order with the same pooled gradient
+// buffers and clears (nets.PlanGrads), then one global-norm clip and SGD
+// update over the candidate's parameters, which lie in one flat array. The
+// batch order, the cosine schedule, the weights' initialisation and the
+// batch-norm recalibration follow nets.Train, so a candidate's loss curve
+// and fitness mean what the CPU evaluator's do.
+
+// Stage selects how a population step reaches the device.
+type Stage int
+
+const (
+	// StageStreams launches every candidate's kernels on its own stream:
+	// the candidates overlap, each launch is a launch.
+	StageStreams Stage = 1
+	// StageFused merges launches of the same kernel across candidates into
+	// one grouped launch (horizontal fusion), in one stream.
+	StageFused Stage = 2
+	// StageGraph is StageFused captured once as a CUDA graph and replayed
+	// every step: one host call per step.
+	StageGraph Stage = 3
+)
+
+func (s Stage) String() string {
+	switch s {
+	case StageStreams:
+		return "streams"
+	case StageFused:
+		return "fused"
+	case StageGraph:
+		return "graph"
+	}
+	return fmt.Sprintf("stage(%d)", int(s))
+}
+
+// PopCandidate is one network to train and its recipe (hyper-parameters
+// already applied). All candidates of one call must share batch size and
+// epochs; learning rate, weight decay, momentum, clip and seed may differ.
+type PopCandidate struct {
+	Graph *nets.Graph
+	Cfg   nets.TrainConfig
+}
+
+// PopOptions tunes TrainPopulation.
+type PopOptions struct {
+	Stage Stage // 0 means StageGraph
+	// MemFraction is the share of the device's free memory a wave may
+	// plan for (0 means 0.9): candidates that do not fit wait for the next
+	// wave.
+	MemFraction float64
+	// MaxWave caps the candidates trained at once (0: as many as fit).
+	MaxWave int
+	// KeepWeights downloads each candidate's trained parameters into its
+	// PopResult (tests compare them with the CPU).
+	KeepWeights bool
+	// Progress, when set, is called after each wave's training epoch.
+	Progress func(PopProgress)
+}
+
+// PopProgress reports a finished epoch of a wave.
+type PopProgress struct {
+	Wave, Waves, Epoch, Epochs, Candidates int
+}
+
+// PopResult is one candidate's outcome: nets.TrainResult's fields (status,
+// fitness, loss curve per epoch, params, FLOPs, seconds) plus the loss of
+// every step and, with KeepWeights, the trained parameters.
+type PopResult struct {
+	nets.TrainResult
+	StepLosses []float64
+	Weights    [][]float32
+}
+
+// PopStats describes a TrainPopulation call.
+type PopStats struct {
+	Stage      Stage
+	Candidates int
+	Waves      int
+	// StepsPerCandidate is the number of optimizer steps of each candidate.
+	StepsPerCandidate int
+	// LaunchesPerStep is the kernel launches of one population step of the
+	// largest wave; HostCallsPerStep is how many calls the host makes for
+	// it (1 with a graph).
+	LaunchesPerStep  int
+	HostCallsPerStep int
+	// TrainSeconds is the wall time of the training steps (all waves);
+	// StepSeconds its mean per population step; Seconds the whole call.
+	TrainSeconds, StepSeconds, Seconds float64
+	// Images is the number of training images processed, all candidates.
+	Images int64
+	// PeakBytes is the most device memory planned for one wave.
+	PeakBytes int64
+
+	wsteps int // population steps over all waves
+}
+
+// ImagesPerSec is the training throughput over all candidates.
+func (s PopStats) ImagesPerSec() float64 {
+	if s.TrainSeconds <= 0 {
+		return 0
+	}
+	return float64(s.Images) / s.TrainSeconds
+}
+
+// EvalsPerHour is proxy evaluations per device-hour at this call's pace.
+func (s PopStats) EvalsPerHour() float64 {
+	if s.Seconds <= 0 {
+		return 0
+	}
+	return float64(s.Candidates) * 3600 / s.Seconds
+}
+
+// schedule is the host side of a candidate's run: batch sizes and the
+// index, offset and learning-rate tables the kernels read.
+type schedule struct {
+	batch, spe, epochs, total int
+	stepN                     []int // batch size of step s within an epoch
+	trainIdx, trainOff        []int32
+	lr                        []float32
+	calibN                    []int
+	calibIdx, calibOff        []int32
+	evalN                     []int
+	evalIdx, evalOff          []int32
+}
+
+func makeSchedule(cfg nets.TrainConfig, trainLen, valLen int, hasBN bool) schedule {
+	s := schedule{batch: cfg.BatchSize, epochs: cfg.Epochs}
+	s.spe = (trainLen + cfg.BatchSize - 1) / cfg.BatchSize
+	if cfg.MaxStepsPerEpoch > 0 {
+		s.spe = min(s.spe, cfg.MaxStepsPerEpoch)
+	}
+	s.total = s.spe * s.epochs
+	for st := 0; st < s.spe; st++ {
+		s.stepN = append(s.stepN, min(cfg.BatchSize, trainLen-st*cfg.BatchSize))
+	}
+	for e := 0; e < s.epochs; e++ {
+		// nets.Trainer.RunEpoch's order: a generator seeded by (Seed, epoch).
+		order := data.EpochOrder(trainLen, data.NewRand(int64(cfg.Seed*1000003+uint64(e))))
+		for _, v := range order {
+			s.trainIdx = append(s.trainIdx, int32(v))
+		}
+		for st := 0; st < s.spe; st++ {
+			s.trainOff = append(s.trainOff, int32(e*trainLen+st*cfg.BatchSize))
+		}
+	}
+	for t := 0; t < s.total; t++ {
+		s.lr = append(s.lr, float32(nets.CosineLR(cfg.LR, cfg.LRMin, t, s.total)))
+	}
+	if cfg.BNCalibration > 0 && hasBN {
+		order := data.EpochOrder(trainLen, data.NewRand(int64(cfg.Seed)+0x6b6e)) // nets.CalibrateBN's
+		for _, v := range order {
+			s.calibIdx = append(s.calibIdx, int32(v))
+		}
+		nb := min(cfg.BNCalibration, (trainLen+cfg.BatchSize-1)/cfg.BatchSize)
+		for k := 0; k < nb; k++ {
+			s.calibN = append(s.calibN, min(cfg.BatchSize, trainLen-k*cfg.BatchSize))
+			s.calibOff = append(s.calibOff, int32(k*cfg.BatchSize))
+		}
+	}
+	eb := max(cfg.BatchSize, 128) // nets.Train's evaluation batch
+	for i := 0; i < valLen; i++ {
+		s.evalIdx = append(s.evalIdx, int32(i))
+	}
+	for lo := 0; lo < valLen; lo += eb {
+		s.evalN = append(s.evalN, min(eb, valLen-lo))
+		s.evalOff = append(s.evalOff, int32(lo))
+	}
+	return s
+}
+
+// nMax is the largest batch any program of the schedule runs.
+func (s *schedule) nMax() int {
+	n := 0
+	for _, v := range s.stepN {
+		n = max(n, v)
+	}
+	for _, v := range s.evalN {
+		n = max(n, v)
+	}
+	return n
+}
+
+// Counters: each phase reads its own device step counter.
+const (
+	ctrTrain = iota
+	ctrCalib
+	ctrEval
+	numCounters
+)
+
+// popCand is one candidate's device state.
+type popCand struct {
+	idx    int
+	g      *nets.Graph
+	cfg    nets.TrainConfig
+	depth  []int // longest path from the input, per node
+	sched  schedule
+	model  *nets.Model // host copy, for the initial weights
+	stream Stream
+	arena  *Arena
+	bytes  int
+
+	x, y                      Tensor
+	acts, saved, dacts        []Tensor
+	dregion                   Tensor // every dacts tensor, zeroed at once
+	scr                       [][]Tensor
+	params, grads, moms, bufs Tensor
+	paramT, gradT, momT, bufT []Tensor
+	per, partials, normsq     Tensor
+	lossLog, evalLoss, evalOK Tensor
+	tIdx, tOff, lr            Tensor
+	cIdx, cOff, eIdx, eOff    Tensor
+	counters                  Tensor
+
+	res PopResult
+}
+
+// layout assigns every tensor through alloc (n floats each); it runs once
+// counting bytes and once allocating from the arena.
+func (c *popCand) layout(alloc func(n int) Tensor) {
+	g, s := c.g, &c.sched
+	nmax := s.nMax()
+	c.x = alloc(nmax * g.Input.Size())
+	c.y = alloc(nmax)
+	c.acts = make([]Tensor, len(g.Nodes))
+	c.saved = make([]Tensor, len(g.Nodes))
+	c.scr = make([][]Tensor, len(g.Nodes))
+	for i, nd := range g.Nodes {
+		if nd.Op == nets.OpInput {
+			c.acts[i] = c.x
+			continue
+		}
+		c.acts[i] = alloc(nmax * nd.Shape.Size())
+		c.saved[i] = alloc(nets.SavedLen(nd.Op, g.InShapes(i)))
+		a := c.args(i, nmax, true)
+		for _, n := range scratchSizes(nd.Op, &a, true) {
+			c.scr[i] = append(c.scr[i], alloc(n))
+		}
+	}
+	ntrain := 0
+	for _, v := range s.stepN {
+		ntrain = max(ntrain, v)
+	}
+	// One gradient tensor per node (no pooling: nodes of one level run
+	// their backward together), all in one region so a step clears them
+	// with one launch.
+	total := 0
+	for _, nd := range g.Nodes {
+		if nd.Op != nets.OpInput {
+			total += ntrain * nd.Shape.Size()
+		}
+	}
+	c.dregion = alloc(total)
+	c.dacts = make([]Tensor, len(g.Nodes))
+	off := 0
+	for i, nd := range g.Nodes {
+		if nd.Op == nets.OpInput {
+			continue
+		}
+		c.dacts[i] = c.dregion.Slice(off, off+ntrain*nd.Shape.Size())
+		off += ntrain * nd.Shape.Size()
+	}
+	np, nb := int(g.NumParams()), 0
+	for _, b := range g.Buffers {
+		nb += b.Size
+	}
+	c.params, c.grads, c.moms, c.bufs = alloc(np), alloc(np), alloc(np), alloc(nb)
+	c.paramT, c.gradT, c.momT = nil, nil, nil
+	off = 0
+	for _, p := range g.Params {
+		n := p.Size()
+		c.paramT = append(c.paramT, c.params.Slice(off, off+n))
+		c.gradT = append(c.gradT, c.grads.Slice(off, off+n))
+		c.momT = append(c.momT, c.moms.Slice(off, off+n))
+		off += n
+	}
+	c.bufT = nil
+	off = 0
+	for _, b := range g.Buffers {
+		c.bufT = append(c.bufT, c.bufs.Slice(off, off+b.Size))
+		off += b.Size
+	}
+	c.per = alloc(2 * nmax)
+	c.partials = alloc(sumsqBlocks(np))
+	c.normsq = alloc(1)
+	c.lossLog = alloc(max(s.total, 1))
+	c.evalLoss = alloc(max(len(s.evalN), 1))
+	c.evalOK = alloc(max(len(s.evalN), 1))
+	// int32 tables share the float tensors' 4-byte slots
+	c.tIdx, c.tOff, c.lr = alloc(len(s.trainIdx)), alloc(len(s.trainOff)), alloc(len(s.lr))
+	c.cIdx, c.cOff = alloc(len(s.calibIdx)), alloc(len(s.calibOff))
+	c.eIdx, c.eOff = alloc(len(s.evalIdx)), alloc(len(s.evalOff))
+	c.counters = alloc(numCounters)
+}
+
+func sumsqBlocks(n int) int { return max(min(ceilDiv(n, ewThreads), sgdPartials), 1) }
+
+// args is node i's nets.Args for a batch of n (shapes only).
+func (c *popCand) args(i, n int, training bool) nets.Args {
+	nd := &c.g.Nodes[i]
+	return nets.Args{N: n, Attr: nd.Attr, InShape: c.g.InShapes(i), OutShape: nd.Shape, Training: training}
+}
+
+// view is the first n samples of a per-sample tensor of size floats each.
+func view(t Tensor, n, size int) Tensor { return t.Slice(0, n*size) }
+
+// opTensors returns node i's device tensors for a batch of n.
+func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
+	g, nd := c.g, &c.g.Nodes[i]
+	t := &opTensors{out: view(c.acts[i], n, nd.Shape.Size()), saved: c.saved[i]}
+	for _, j := range nd.In {
+		t.in = append(t.in, view(c.acts[j], n, g.Nodes[j].Shape.Size()))
+	}
+	if nd.Op == nets.OpInput {
+		return t
+	}
+	for _, p := range nd.Params {
+		t.params = append(t.params, c.paramT[p])
+		t.dparams = append(t.dparams, c.gradT[p])
+	}
+	for _, b := range nd.Buffers {
+		t.bufs = append(t.bufs, c.bufT[b])
+	}
+	if backward {
+		t.dout = view(c.dacts[i], n, nd.Shape.Size())
+		for _, j := range nd.In {
+			if g.Nodes[j].Op == nets.OpInput {
+				t.din = append(t.din, Tensor{}) // no gradient wanted
+				continue
+			}
+			t.din = append(t.din, view(c.dacts[j], n, g.Nodes[j].Shape.Size()))
+		}
+	}
+	sizes := scratchSizes(nd.Op, a, backward)
+	for k, sz := range sizes {
+		t.scratch = append(t.scratch, c.scr[i][k].Slice(0, sz))
+	}
+	return t
+}
+
+// recorder is a Driver that records the launches of the op code as Cmds
+// on one stream instead of running them. Only Launch is used while
+// recording; bnMomentum, when not zero, replaces bn_stats's momentum (the
+// calibration passes average batch statistics with momentum 1/(k+1)).
+type recorder struct {
+	Driver
+	cmds       []Cmd
+	stream     Stream
+	bnMomentum float32
+}
+
+func (r *recorder) Launch(kernel string, grid, block Dim3, shared int, _ Stream, args ...any) error {
+	a := append([]any(nil), args...)
+	if r.bnMomentum != 0 && kernel == "bn_stats" && len(a) > 0 {
+		a[len(a)-1] = r.bnMomentum
+	}
+	r.cmds = append(r.cmds, Cmd{Kind: CmdLaunch, Kernel: kernel, Grid: grid, Block: block, Shared: shared, Stream: r.stream, Args: a})
+	return nil
+}
+
+func (r *recorder) call() *call { return &call{b: &Backend{d: r}} }
+
+// gather records the batch assembly of phase ctr from the resident set dd.
+func (c *popCand) gather(r *recorder, dd *DeviceDataset, idx, off Tensor, ctr, n int) {
+	cl := r.call()
+	cl.ew("gather_batch_sched", n*dd.C*dd.H*dd.W, dd.pixels, dd.labels, idx.Ptr, off.Ptr, c.counters.At(ctr),
+		i32(n), i32(dd.C), i32(dd.H), i32(dd.W), dd.mean, dd.std, i32(0), i32(0), i32(0), int64(c.cfg.Seed), c.x.Ptr, c.y.Ptr)
+}
+
+func (c *popCand) forward(r *recorder, n int, training bool) {
+	cl := r.call()
+	for i, nd := range c.g.Nodes {
+		if nd.Op == nets.OpInput {
+			continue
+		}
+		a := c.args(i, n, training)
+		cl.launchForward(nd.Op, &a, c.opTensors(i, n, &a, false))
+	}
+}
+
+func (c *popCand) zero(r *recorder, t Tensor) {
+	r.call().ew("fill_f32", t.Len, t.Ptr, float32(0), i64(t.Len))
+}
+
+// Phases of a training step; segments run in (phase, rank) order.
+const (
+	phaseGather = iota
+	phaseForward
+	phaseLoss
+	phaseBackward
+	phaseUpdate
+)
+
+// segment is a run of one candidate's launches that the step schedules as
+// a unit: one node's forward or backward, or one piece of the loss and
+// update. Segments of equal key from any candidates may run together;
+// writes lists the gradient tensors a backward adds into, which two
+// segments running together must not share.
+type segment struct {
+	key    [2]int
+	cmds   []Cmd
+	writes []DevicePtr
+}
+
+// sig is what segments must share to be fused launch by launch.
+func (s *segment) sig() string {
+	b := make([]byte, 0, 32*len(s.cmds))
+	for _, c := range s.cmds {
+		b = fmt.Appendf(b, "%s/%v/%d;", c.Kernel, c.Block, c.Shared)
+	}
+	return string(b)
+}
+
+// stepSegments records one training step on a batch of n: nets.Model's
+// step with its nodes ordered by level (forward by depth from the input,
+// backward by depth from the output), which keeps every dependency, since
+// a node's inputs lie at smaller depths.
+func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
+	g := c.g
+	var segs []segment
+	rec := func(phase, rank int, f func(r *recorder)) *segment {
+		r := &recorder{Driver: d, stream: c.stream}
+		f(r)
+		segs = append(segs, segment{key: [2]int{phase, rank}, cmds: r.cmds})
+		return &segs[len(segs)-1]
+	}
+	rec(phaseGather, 0, func(r *recorder) { c.gather(r, dd, c.tIdx, c.tOff, ctrTrain, n) })
+	maxDepth := 0
+	for i, nd := range g.Nodes {
+		maxDepth = max(maxDepth, c.depth[i])
+		if nd.Op == nets.OpInput {
+			continue
+		}
+		rec(phaseForward, c.depth[i], func(r *recorder) {
+			a := c.args(i, n, true)
+			r.call().launchForward(nd.Op, &a, c.opTensors(i, n, &a, false))
+		})
+	}
+	out := g.Output
+	rec(phaseLoss, 0, func(r *recorder) {
+		c.zero(r, c.grads)
+		c.zero(r, c.dregion)
+	})
+	rec(phaseLoss, 1, func(r *recorder) {
+		logits, dlogits := view(c.acts[out], n, g.Classes), view(c.dacts[out], n, g.Classes)
+		r.call().launch("softmax_xent", Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), dlogits.Ptr, c.per.Ptr, c.per.At(n))
+	})
+	rec(phaseLoss, 2, func(r *recorder) {
+		r.call().launch("loss_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.Ptr, i32(n), c.lossLog.Ptr, c.counters.At(ctrTrain))
+	})
+	for i := len(g.Nodes) - 1; i > 0; i-- {
+		a := c.args(i, n, true)
+		t := c.opTensors(i, n, &a, true)
+		s := rec(phaseBackward, maxDepth-c.depth[i], func(r *recorder) { r.call().launchBackward(g.Nodes[i].Op, &a, t) })
+		for _, dx := range t.din {
+			if dx.Len > 0 {
+				s.writes = append(s.writes, dx.Ptr)
+			}
+		}
+	}
+	np, cfg := c.params.Len, c.cfg
+	rec(phaseUpdate, 0, func(r *recorder) {
+		r.call().launch("sumsq_partial", Dim3{X: sumsqBlocks(np)}, Dim3{X: ewThreads}, 0, c.grads.Ptr, i64(np), c.partials.Ptr)
+	})
+	rec(phaseUpdate, 1, func(r *recorder) {
+		r.call().launch("reduce_sum", Dim3{X: 1}, Dim3{X: 1024}, 0, c.partials.Ptr, i64(c.partials.Len), c.normsq.Ptr)
+	})
+	rec(phaseUpdate, 2, func(r *recorder) {
+		r.call().ew("sgd_update_sched", np, c.params.Ptr, c.grads.Ptr, c.moms.Ptr, i64(np), c.normsq.Ptr, c.lr.Ptr, c.counters.At(ctrTrain),
+			float32(cfg.Momentum), float32(cfg.WeightDecay), float32(cfg.ClipNorm))
+	})
+	rec(phaseUpdate, 3, func(r *recorder) {
+		r.call().launch("counter_add", Dim3{X: 1}, Dim3{X: 1}, 0, c.counters.At(ctrTrain), i32(1))
+	})
+	sort.SliceStable(segs, func(a, b int) bool {
+		ka, kb := segs[a].key, segs[b].key
+		return ka[0] < kb[0] || (ka[0] == kb[0] && ka[1] < kb[1])
+	})
+	return segs
+}
+
+// depths returns each node's longest path from the input.
+func depths(g *nets.Graph) []int {
+	d := make([]int, len(g.Nodes))
+	for i, nd := range g.Nodes {
+		for _, j := range nd.In {
+			d[i] = max(d[i], d[j]+1)
+		}
+	}
+	return d
+}
+
+// calibrate records nets.CalibrateBN: batch k's forward in training mode
+// moves the running statistics with momentum 1/(k+1), which leaves their
+// plain average over the batches.
+func (c *popCand) calibrate(r *recorder, dd *DeviceDataset) {
+	for k, n := range c.sched.calibN {
+		r.bnMomentum = 1 / float32(k+1)
+		c.gather(r, dd, c.cIdx, c.cOff, ctrCalib, n)
+		c.forward(r, n, true)
+		r.call().launch("counter_add", Dim3{X: 1}, Dim3{X: 1}, 0, c.counters.At(ctrCalib), i32(1))
+	}
+	r.bnMomentum = 0
+}
+
+// evaluate records nets.Evaluate over the validation set.
+func (c *popCand) evaluate(r *recorder, dd *DeviceDataset) {
+	g := c.g
+	for _, n := range c.sched.evalN {
+		c.gather(r, dd, c.eIdx, c.eOff, ctrEval, n)
+		c.forward(r, n, false)
+		cl := r.call()
+		logits := view(c.acts[g.Output], n, g.Classes)
+		cl.launch("softmax_xent", Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), DevicePtr(0), c.per.Ptr, c.per.At(n))
+		cl.launch("loss_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.Ptr, i32(n), c.evalLoss.Ptr, c.counters.At(ctrEval))
+		cl.launch("count_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.At(n), i32(n), c.evalOK.Ptr, c.counters.At(ctrEval))
+		cl.launch("counter_add", Dim3{X: 1}, Dim3{X: 1}, 0, c.counters.At(ctrEval), i32(1))
+	}
+}
+
+// upload writes the initial weights, running statistics, schedules and
+// zeroed momentum and counters.
+func (c *popCand) upload(d Driver) error {
+	m := c.model
+	flat := func(parts [][]float32, n int) []float32 {
+		out := make([]float32, 0, n)
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	if err := c.params.Upload(d, flat(m.Params, c.params.Len)); err != nil {
+		return err
+	}
+	if c.moms.Len > 0 {
+		if err := d.Memset32(c.moms.Ptr, 0, c.moms.Len); err != nil {
+			return err
+		}
+	}
+	if c.bufs.Len > 0 {
+		if err := c.bufs.Upload(d, flat(m.Buffers, c.bufs.Len)); err != nil {
+			return err
+		}
+	}
+	s := &c.sched
+	ints := []struct {
+		t Tensor
+		v []int32
+	}{{c.tIdx, s.trainIdx}, {c.tOff, s.trainOff}, {c.cIdx, s.calibIdx}, {c.cOff, s.calibOff},
+		{c.eIdx, s.evalIdx}, {c.eOff, s.evalOff}, {c.counters, make([]int32, numCounters)}}
+	for _, iv := range ints {
+		if len(iv.v) > 0 {
+			if err := d.CopyHtoDInt32(iv.t.Ptr, iv.v); err != nil {
+				return err
+			}
+		}
+	}
+	return c.lr.Upload(d, s.lr)
+}
+
+// ErrPopulation wraps errors about TrainPopulation's arguments.
+var ErrPopulation = errors.New("cuda: population")
+
+// TrainPopulation proxy-trains cands on d: each one on train for its
+// recipe's epochs, batch norm recalibrated, scored on val, as nets.Train
+// does on the CPU. Candidates are taken in waves of as many as the device's
+// free memory holds; one whose memory cannot be allocated is a result with
+// status oom, one whose loss becomes NaN or Inf a result with status
+// diverged, while the others go on. The error is for bad arguments, a
+// failing device or a cancelled ctx.
+func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, cands []PopCandidate, opt PopOptions) ([]PopResult, PopStats, error) {
+	start := time.Now()
+	if opt.Stage == 0 {
+		opt.Stage = StageGraph
+	}
+	if opt.Stage < StageStreams || opt.Stage > StageGraph {
+		return nil, PopStats{}, fmt.Errorf("%w: stage %d (want 1, 2 or 3)", ErrPopulation, int(opt.Stage))
+	}
+	if opt.MemFraction <= 0 || opt.MemFraction > 1 {
+		opt.MemFraction = 0.9
+	}
+	stats := PopStats{Stage: opt.Stage, Candidates: len(cands)}
+	if len(cands) == 0 {
+		return nil, stats, nil
+	}
+	if train == nil || val == nil || train.Len() == 0 || val.Len() == 0 {
+		return nil, stats, fmt.Errorf("%w: empty training or validation set", ErrPopulation)
+	}
+	first := cands[0].Cfg
+	for i, pc := range cands {
+		if pc.Graph == nil {
+			return nil, stats, fmt.Errorf("%w: candidate %d has no graph", ErrPopulation, i)
+		}
+		if err := pc.Cfg.Validate(); err != nil {
+			return nil, stats, fmt.Errorf("%w: candidate %d: %w", ErrPopulation, i, err)
+		}
+		if pc.Cfg.BatchSize != first.BatchSize || pc.Cfg.Epochs != first.Epochs || pc.Cfg.MaxStepsPerEpoch != first.MaxStepsPerEpoch {
+			return nil, stats, fmt.Errorf("%w: candidate %d trains %d epochs of batch %d, candidate 0 %d of batch %d: one population shares both",
+				ErrPopulation, i, pc.Cfg.Epochs, pc.Cfg.BatchSize, first.Epochs, first.BatchSize)
+		}
+		if in := pc.Graph.Input; in.C != train.C || in.H != train.H || in.W != train.W {
+			return nil, stats, fmt.Errorf("%w: candidate %d takes %dx%dx%d images, the data set %q has %dx%dx%d",
+				ErrPopulation, i, in.C, in.H, in.W, train.Name, train.C, train.H, train.W)
+		}
+	}
+	dtrain, err := UploadDataset(d, train)
+	if err != nil {
+		return nil, stats, err
+	}
+	defer dtrain.Close()
+	dval, err := UploadDataset(d, val)
+	if err != nil {
+		return nil, stats, err
+	}
+	defer dval.Close()
+
+	results := make([]PopResult, len(cands))
+	pcs := make([]*popCand, len(cands))
+	for i, pc := range cands {
+		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, depth: depths(pc.Graph)}
+		c.sched = makeSchedule(pc.Cfg, train.Len(), val.Len(), len(pc.Graph.Buffers) > 0)
+		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
+		c.res.Params, c.res.FLOPs = pc.Graph.NumParams(), pc.Graph.FLOPs()
+		pcs[i] = c
+	}
+	stats.StepsPerCandidate = pcs[0].sched.total
+
+	waves := 0
+	for next := 0; next < len(pcs); {
+		if err := ctx.Err(); err != nil {
+			return nil, stats, err
+		}
+		free, _, err := d.MemInfo()
+		if err != nil {
+			return nil, stats, err
+		}
+		budget := int64(float64(free) * opt.MemFraction)
+		var wave []*popCand
+		var planned int64
+		for next < len(pcs) && (opt.MaxWave <= 0 || len(wave) < opt.MaxWave) {
+			c := pcs[next]
+			if len(wave) > 0 && planned+int64(c.bytes) > budget {
+				break
+			}
+			wave = append(wave, c)
+			planned += int64(c.bytes)
+			next++
+		}
+		waves++
+		stats.PeakBytes = max(stats.PeakBytes, planned)
+		ws, err := runWave(ctx, d, dtrain, dval, wave, opt, waves)
+		if err != nil {
+			return nil, stats, err
+		}
+		stats.TrainSeconds += ws.TrainSeconds
+		stats.Images += ws.Images
+		stats.LaunchesPerStep = max(stats.LaunchesPerStep, ws.LaunchesPerStep)
+		stats.HostCallsPerStep = max(stats.HostCallsPerStep, ws.HostCallsPerStep)
+		stats.StepSeconds += ws.TrainSeconds
+		stats.wsteps += ws.steps
+	}
+	stats.Waves = waves
+	if stats.wsteps > 0 {
+		stats.StepSeconds /= float64(stats.wsteps)
+	}
+	for i, c := range pcs {
+		results[i] = c.res
+	}
+	stats.Seconds = time.Since(start).Seconds()
+	return results, stats, nil
+}
+
+// waveStats is one wave's share of PopStats.
+type waveStats struct {
+	TrainSeconds                      float64
+	Images                            int64
+	LaunchesPerStep, HostCallsPerStep int
+	steps                             int
+}
+
+// waveRes holds what a wave allocated, released by close.
+type waveRes struct {
+	d        Driver
+	progs    []Program
+	graphs   []Graph
+	streams  []Stream
+	tables   []DevicePtr
+	arenas   []*Arena
+	closeErr error
+}
+
+func (w *waveRes) close() {
+	keep := func(err error) {
+		if err != nil && w.closeErr == nil {
+			w.closeErr = err
+		}
+	}
+	for _, g := range w.graphs {
+		keep(w.d.DestroyGraph(g))
+	}
+	for _, p := range w.progs {
+		keep(w.d.FreeProgram(p))
+	}
+	for _, t := range w.tables {
+		keep(w.d.Free(t))
+	}
+	for _, a := range w.arenas {
+		keep(a.Close())
+	}
+	for _, s := range w.streams {
+		keep(w.d.DestroyStream(s))
+	}
+}
+
+func (w *waveRes) compile(cmds []Cmd) (Program, error) {
+	p, err := w.d.Compile(cmds)
+	if err == nil {
+		w.progs = append(w.progs, p)
+	}
+	return p, err
+}
+
+// runWave trains the candidates of one wave together and fills their
+// results.
+func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []*popCand, opt PopOptions, waveNo int) (ws waveStats, err error) {
+	start := time.Now()
+	w := &waveRes{d: d}
+	defer func() {
+		w.close()
+		if err == nil && w.closeErr != nil {
+			err = w.closeErr
+		}
+		secs := time.Since(start).Seconds()
+		for _, c := range wave {
+			c.res.Seconds = secs / float64(len(wave)) // the candidate's share of the device time
+			c.arena = nil
+		}
+	}()
+	// Memory first: a candidate that cannot get its memory is an oom result.
+	var live []*popCand
+	for _, c := range wave {
+		a, aerr := NewArena(d, c.bytes)
+		if aerr != nil {
+			c.res.Status, c.res.Error = nets.StatusOOM, fmt.Sprintf("%d bytes of device memory: %v", c.bytes, aerr)
+			if !IsOutOfMemory(aerr) {
+				c.res.Status = nets.StatusFailed
+			}
+			continue
+		}
+		w.arenas = append(w.arenas, a)
+		c.arena = a
+		var lerr error
+		c.layout(func(n int) Tensor {
+			t, e := a.Alloc(max(n, 1))
+			if e != nil && lerr == nil {
+				lerr = e
+			}
+			return Tensor{Ptr: t.Ptr, Len: n}
+		})
+		if lerr == nil {
+			c.model = nets.NewModel(c.g, nets.Ref{}, c.cfg.Seed, 1) // PyTorch-style initial weights, as the CPU trainer draws them
+			lerr = c.upload(d)
+			c.model = nil
+		}
+		if lerr != nil {
+			return ws, lerr
+		}
+		s, serr := d.NewStream()
+		if serr != nil {
+			return ws, serr
+		}
+		w.streams = append(w.streams, s)
+		c.stream = s
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return ws, nil
+	}
+	sched := &live[0].sched
+	mainN, tailN := sched.stepN[0], sched.stepN[len(sched.stepN)-1]
+	origin := live[0].stream
+
+	// One program (or graph) per distinct batch size of a step.
+	stepSegs := func(n int) [][]segment {
+		all := make([][]segment, len(live))
+		for k, c := range live {
+			all[k] = c.stepSegments(d, dtrain, n)
+		}
+		return all
+	}
+	type stepRunner func() error
+	build := func(n int) (stepRunner, int, error) {
+		all := stepSegs(n)
+		var cmds []Cmd
+		if opt.Stage == StageStreams {
+			lists := make([][]Cmd, len(all))
+			for k, segs := range all {
+				for _, sg := range segs {
+					lists[k] = append(lists[k], sg.cmds...)
+				}
+			}
+			cmds = interleave(lists)
+		} else {
+			fused, tables, ferr := fuse(d, all, origin)
+			if ferr != nil {
+				return nil, 0, ferr
+			}
+			if tables != 0 {
+				w.tables = append(w.tables, tables)
+			}
+			cmds = fused
+		}
+		launches := 0
+		for _, c := range cmds {
+			if c.Kind == CmdLaunch {
+				launches++
+			}
+		}
+		p, cerr := w.compile(cmds)
+		if cerr != nil {
+			return nil, 0, cerr
+		}
+		if opt.Stage != StageGraph {
+			return func() error { return d.Exec(p) }, launches, nil
+		}
+		g, gerr := d.Capture(p, origin)
+		if gerr != nil {
+			return nil, 0, gerr
+		}
+		w.graphs = append(w.graphs, g)
+		return func() error { return d.LaunchGraph(g, origin) }, launches, nil
+	}
+	runMain, launches, err := build(mainN)
+	if err != nil {
+		return ws, err
+	}
+	runTail := runMain
+	if tailN != mainN {
+		if runTail, _, err = build(tailN); err != nil {
+			return ws, err
+		}
+	}
+	ws.LaunchesPerStep = launches
+	ws.HostCallsPerStep = 1
+
+	// Train.
+	if err := d.Synchronize(); err != nil {
+		return ws, err
+	}
+	t0 := time.Now()
+	for e := 0; e < sched.epochs; e++ {
+		for st := 0; st < sched.spe; st++ {
+			run := runMain
+			if st == sched.spe-1 {
+				run = runTail
+			}
+			if err := run(); err != nil {
+				return ws, err
+			}
+			ws.steps++
+			ws.Images += int64(sched.stepN[st] * len(live))
+		}
+		if err := ctx.Err(); err != nil {
+			_ = d.Synchronize()
+			return ws, err
+		}
+		if opt.Progress != nil {
+			opt.Progress(PopProgress{Wave: waveNo, Epoch: e + 1, Epochs: sched.epochs, Candidates: len(live)})
+		}
+	}
+	if err := d.Synchronize(); err != nil {
+		return ws, err
+	}
+	ws.TrainSeconds = time.Since(t0).Seconds()
+
+	// Loss curves; a NaN or Inf loss ends a candidate as nets.Train would.
+	var scored []*popCand
+	for _, c := range live {
+		logs := make([]float32, sched.total)
+		if err := d.CopyDtoH(logs, c.lossLog.Ptr); err != nil {
+			return ws, err
+		}
+		c.finishTraining(logs, ws.TrainSeconds)
+		if opt.KeepWeights {
+			c.res.Weights = make([][]float32, len(c.paramT))
+			for k, t := range c.paramT {
+				c.res.Weights[k] = make([]float32, t.Len)
+				if err := t.Download(d, c.res.Weights[k]); err != nil {
+					return ws, err
+				}
+			}
+		}
+		if c.res.Status != nets.StatusDiverged {
+			scored = append(scored, c)
+		}
+	}
+
+	// Recalibrate and score, each candidate on its own stream.
+	var lists [][]Cmd
+	for _, c := range scored {
+		r := &recorder{Driver: d, stream: c.stream}
+		c.calibrate(r, dtrain)
+		c.evaluate(r, dval)
+		lists = append(lists, r.cmds)
+	}
+	if len(lists) > 0 {
+		p, err := w.compile(interleave(lists))
+		if err != nil {
+			return ws, err
+		}
+		if err := d.Exec(p); err != nil {
+			return ws, err
+		}
+		if err := d.Synchronize(); err != nil {
+			return ws, err
+		}
+	}
+	for _, c := range scored {
+		if err := c.finishEval(d, dval.Len); err != nil {
+			return ws, err
+		}
+	}
+	return ws, nil
+}
+
+// finishTraining turns the per-step losses into the result's loss curve
+// and status.
+func (c *popCand) finishTraining(logs []float32, trainSecs float64) {
+	s := &c.sched
+	c.res.StepLosses = make([]float64, 0, len(logs))
+	for _, v := range logs {
+		f := float64(v)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			c.res.Status, c.res.Error = nets.StatusDiverged, nets.ErrDiverged.Error()
+			break
+		}
+		c.res.StepLosses = append(c.res.StepLosses, f)
+	}
+	for e := 0; (e+1)*s.spe <= len(c.res.StepLosses); e++ {
+		sum := 0.0
+		for _, v := range c.res.StepLosses[e*s.spe : (e+1)*s.spe] {
+			sum += v
+		}
+		c.res.Losses = append(c.res.Losses, sum/float64(s.spe))
+	}
+	if trainSecs > 0 {
+		images := 0
+		for _, n := range s.stepN {
+			images += n
+		}
+		c.res.ImagesPerSec = float64(images*s.epochs) / trainSecs
+	}
+}
+
+// finishEval reads the validation logs into fitness and loss.
+func (c *popCand) finishEval(d Driver, valLen int) error {
+	nb := len(c.sched.evalN)
+	loss, ok := make([]float32, nb), make([]float32, nb)
+	if err := d.CopyDtoH(loss, c.evalLoss.Ptr); err != nil {
+		return err
+	}
+	if err := d.CopyDtoH(ok, c.evalOK.Ptr); err != nil {
+		return err
+	}
+	var l, k float64
+	for b, n := range c.sched.evalN {
+		l += float64(loss[b]) * float64(n)
+		k += float64(ok[b])
+	}
+	c.res.Status, c.res.ValAcc, c.res.ValLoss = nets.StatusOK, k/float64(valLen), l/float64(valLen)
+	if math.IsNaN(c.res.ValLoss) || math.IsInf(c.res.ValLoss, 0) {
+		c.res.Status, c.res.Error = nets.StatusDiverged, "validation loss is NaN or Inf"
+	}
+	return nil
+}
+
+// interleave merges per-candidate command lists round-robin, so a stage-1
+// step hands every stream work early (each keeps its own order).
+func interleave(lists [][]Cmd) []Cmd {
+	var out []Cmd
+	for k := 0; ; k++ {
+		any := false
+		for _, l := range lists {
+			if k < len(l) {
+				out = append(out, l[k])
+				any = true
+			}
+		}
+		if !any {
+			return out
+		}
+	}
+}
+
+// groupKey is what launches must share to run as one grouped launch.
+type groupKey struct {
+	kernel string
+	block  Dim3
+	shared int
+}
+
+// fuse schedules the candidates' step segments on one stream, fusing
+// horizontally: segments are taken in key order (a level of the forward or
+// backward, or a piece of the loss and update), those of one key with the
+// same launch sequence (the same op and variant, in any candidate, or
+// different nodes of one candidate at that level) form a group, and the
+// group's i-th launches run as one grouped launch over all of them (a
+// table of per-instance arguments and grids in device memory: GroupedKernel,
+// BuildGroup). A group is first split so that no two of its segments add
+// into the same gradient tensor. Different segments of one key never
+// depend on each other, so the result computes what the segments do one
+// after another. The tables live in one allocation, returned for the
+// caller to free.
+func fuse(d Driver, all [][]segment, stream Stream) ([]Cmd, DevicePtr, error) {
+	type fix struct{ cmd, table, blobs, count int }
+	var (
+		out   []Cmd
+		fixes []fix
+		host  []byte
+	)
+	align := func() {
+		for len(host)%ArenaAlign != 0 {
+			host = append(host, 0)
+		}
+	}
+	emit := func(inst []Cmd) error {
+		k0 := inst[0]
+		name, ok := GroupedKernel(k0.Kernel)
+		if !ok || len(inst) == 1 {
+			for _, c := range inst {
+				c.Stream = stream
+				out = append(out, c)
+			}
+			return nil
+		}
+		gl := make([]GroupLaunch, len(inst))
+		for k, c := range inst {
+			gl[k] = GroupLaunch{Grid: c.Grid, Args: c.Args}
+		}
+		table, blobs, total, err := BuildGroup(gl)
+		if err != nil {
+			return fmt.Errorf("cuda: fuse %s: %w", k0.Kernel, err)
+		}
+		align()
+		f := fix{cmd: len(out), table: len(host), count: len(inst)}
+		host = append(host, table...)
+		align()
+		f.blobs = len(host)
+		host = append(host, blobs...)
+		fixes = append(fixes, f)
+		out = append(out, Cmd{Kind: CmdLaunch, Kernel: name, Grid: Dim3{X: total}, Block: k0.Block, Shared: k0.Shared, Stream: stream})
+		return nil
+	}
+	byKey := map[[2]int][]*segment{}
+	var keys [][2]int
+	for _, segs := range all {
+		for i := range segs {
+			k := segs[i].key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], &segs[i])
+		}
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		return keys[a][0] < keys[b][0] || (keys[a][0] == keys[b][0] && keys[a][1] < keys[b][1])
+	})
+	for _, k := range keys {
+		bySig := map[string][]*segment{}
+		var sigs []string
+		for _, sg := range byKey[k] {
+			if len(sg.cmds) == 0 {
+				continue
+			}
+			s := sg.sig()
+			if _, ok := bySig[s]; !ok {
+				sigs = append(sigs, s)
+			}
+			bySig[s] = append(bySig[s], sg)
+		}
+		for _, s := range sigs {
+			for _, part := range splitConflicts(bySig[s]) {
+				for i := range part[0].cmds {
+					inst := make([]Cmd, len(part))
+					for j, sg := range part {
+						inst[j] = sg.cmds[i]
+					}
+					if err := emit(inst); err != nil {
+						return nil, 0, err
+					}
+				}
+			}
+		}
+	}
+	if len(host) == 0 {
+		return out, 0, nil
+	}
+	ptr, err := d.Alloc(len(host))
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := d.CopyHtoDBytes(ptr, host); err != nil {
+		_ = d.Free(ptr)
+		return nil, 0, err
+	}
+	for _, f := range fixes {
+		out[f.cmd].Args = []any{ptr + DevicePtr(f.table), int32(f.count), ptr + DevicePtr(f.blobs)}
+	}
+	return out, ptr, nil
+}
+
+// splitConflicts partitions segments, in order, so that no two segments of
+// a part add into the same tensor (first fit).
+func splitConflicts(segs []*segment) [][]*segment {
+	var parts [][]*segment
+	var used []map[DevicePtr]bool
+next:
+	for _, sg := range segs {
+		for p := range parts {
+			free := true
+			for _, w := range sg.writes {
+				if used[p][w] {
+					free = false
+					break
+				}
+			}
+			if free {
+				parts[p] = append(parts[p], sg)
+				for _, w := range sg.writes {
+					used[p][w] = true
+				}
+				continue next
+			}
+		}
+		m := map[DevicePtr]bool{}
+		for _, w := range sg.writes {
+			m[w] = true
+		}
+		parts = append(parts, []*segment{sg})
+		used = append(used, m)
+	}
+	return parts
+}

@@ -1,0 +1,255 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/nets"
+)
+
+// popFixture is a tiny population: three different darts-like candidates
+// at 8x8 with C=4, L=2, and a recipe with a short tail batch, two epochs
+// and batch-norm recalibration, so every program (full step, tail step,
+// calibration, evaluation) runs.
+type popFixture struct {
+	train, val *data.Dataset
+	cands      []PopCandidate
+}
+
+func newPopFixture(t testing.TB, n int) popFixture {
+	t.Helper()
+	f := popFixture{train: data.Synthetic(12, 3, 8, 8, 4, 7), val: data.Synthetic(8, 3, 8, 8, 4, 8)}
+	rng := rand.New(rand.NewPCG(3, 4))
+	cfg := nets.DefaultTrainConfig()
+	cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.BNCalibration = 2, 8, 5, 2
+	for len(f.cands) < n {
+		g := nets.RandomGenome(rng, 1)
+		gr, err := g.Build(nets.NetConfig{C: 4, Layers: 2, In: nets.Shape{C: 3, H: 8, W: 8}, Classes: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		c.Seed = uint64(5 + len(f.cands)) // different weights for each
+		f.cands = append(f.cands, PopCandidate{Graph: gr, Cfg: c})
+	}
+	return f
+}
+
+// cpuReference trains one candidate with nets.Ref exactly as nets.Train
+// does, recording every step's loss and the weights after training.
+func cpuReference(t testing.TB, pc PopCandidate, train, val *data.Dataset) (steps []float64, weights [][]float32, res nets.TrainResult) {
+	t.Helper()
+	ctx := context.Background()
+	m := nets.NewModel(pc.Graph, nets.Ref{}, pc.Cfg.Seed, 1)
+	tr := nets.NewTrainer(m, train, pc.Cfg)
+	for tr.Epoch < pc.Cfg.Epochs {
+		if _, err := tr.RunEpoch(ctx, func(s nets.StepInfo) { steps = append(steps, s.Loss) }); err != nil {
+			t.Fatalf("cpu reference: %v", err)
+		}
+	}
+	for _, p := range m.Params {
+		weights = append(weights, append([]float32(nil), p...))
+	}
+	if err := nets.CalibrateBN(ctx, m, train, pc.Cfg.BatchSize, pc.Cfg.BNCalibration, pc.Cfg.Seed); err != nil {
+		t.Fatal(err)
+	}
+	acc, loss, err := nets.Evaluate(ctx, m, val, max(pc.Cfg.BatchSize, 128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = nets.TrainResult{Status: nets.StatusOK, ValAcc: acc, ValLoss: loss, Losses: tr.Losses}
+	return steps, weights, res
+}
+
+func popClose(a, b, atol, rtol float64) bool { return math.Abs(a-b) <= atol+rtol*math.Abs(b) }
+
+// TestConformancePopulation trains a small population at every stage and
+// holds each candidate to the CPU reference trained alone: per-step
+// losses, trained weights, loss curve and validation scores.
+func TestConformancePopulation(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 3)
+	type ref struct {
+		steps   []float64
+		weights [][]float32
+		res     nets.TrainResult
+	}
+	refs := make([]ref, len(f.cands))
+	for i, pc := range f.cands {
+		refs[i].steps, refs[i].weights, refs[i].res = cpuReference(t, pc, f.train, f.val)
+	}
+	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
+		t.Run(stage.String(), func(t *testing.T) {
+			rs, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: stage, KeepWeights: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.StepsPerCandidate != 4 || st.Waves != 1 || st.LaunchesPerStep == 0 || st.Images != 3*2*12 {
+				t.Errorf("stats %+v: want 4 steps per candidate (2 epochs of 8+4), one wave, 72 images", st)
+			}
+			for i, r := range rs {
+				want := refs[i]
+				if r.Status != nets.StatusOK {
+					t.Fatalf("candidate %d: status %s (%s)", i, r.Status, r.Error)
+				}
+				if len(r.StepLosses) != len(want.steps) {
+					t.Fatalf("candidate %d: %d step losses, want %d", i, len(r.StepLosses), len(want.steps))
+				}
+				for s := range want.steps {
+					if !popClose(r.StepLosses[s], want.steps[s], 1e-4, 1e-3) {
+						t.Errorf("candidate %d step %d: loss %.6f, cpu %.6f", i, s, r.StepLosses[s], want.steps[s])
+					}
+				}
+				for e := range want.res.Losses {
+					if !popClose(r.Losses[e], want.res.Losses[e], 1e-4, 1e-3) {
+						t.Errorf("candidate %d epoch %d: mean loss %.6f, cpu %.6f", i, e, r.Losses[e], want.res.Losses[e])
+					}
+				}
+				bad := 0
+				for k, w := range want.weights {
+					for j := range w {
+						if !popClose(float64(r.Weights[k][j]), float64(w[j]), 1e-4, 1e-3) {
+							if bad < 3 {
+								t.Errorf("candidate %d param %d[%d]: %.6f, cpu %.6f", i, k, j, r.Weights[k][j], w[j])
+							}
+							bad++
+						}
+					}
+				}
+				if math.Abs(r.ValAcc-want.res.ValAcc) > 1.0/float64(f.val.Len())+1e-9 {
+					t.Errorf("candidate %d: validation accuracy %.4f, cpu %.4f", i, r.ValAcc, want.res.ValAcc)
+				}
+				if !popClose(r.ValLoss, want.res.ValLoss, 1e-3, 1e-2) {
+					t.Errorf("candidate %d: validation loss %.6f, cpu %.6f", i, r.ValLoss, want.res.ValLoss)
+				}
+				if r.Params != f.cands[i].Graph.NumParams() || r.FLOPs != f.cands[i].Graph.FLOPs() || r.Seconds <= 0 {
+					t.Errorf("candidate %d: params %d flops %d seconds %v", i, r.Params, r.FLOPs, r.Seconds)
+				}
+			}
+		})
+	}
+}
+
+// TestPopulationFusionCutsLaunches: fusing three candidates launches fewer
+// kernels per step than one stream each.
+func TestPopulationFusionCutsLaunches(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 3)
+	for i := range f.cands {
+		f.cands[i].Cfg.Epochs, f.cands[i].Cfg.BNCalibration = 1, 0
+	}
+	_, s1, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageStreams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s2, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.LaunchesPerStep*10 > s1.LaunchesPerStep*6 {
+		t.Errorf("fused step: %d launches, streams: %d; want at most 60%% (three different random cells share few levels)", s2.LaunchesPerStep, s1.LaunchesPerStep)
+	}
+	t.Logf("launches per step: streams %d, fused %d", s1.LaunchesPerStep, s2.LaunchesPerStep)
+}
+
+// TestPopulationDivergedAndOOM: a candidate whose loss becomes NaN is
+// reported diverged and one that cannot get its memory oom, while the
+// others train to the CPU's results; candidates that do not fit together
+// wait for a later wave.
+func TestPopulationDivergedAndOOM(t *testing.T) {
+	f := newPopFixture(t, 3)
+	// Candidate 1 diverges: a learning rate so large the weights overflow.
+	f.cands[1].Cfg.LR = 1e30
+	// Candidate 2 is far too wide for the device.
+	big, err := nets.DartsV2().Build(nets.NetConfig{C: 64, Layers: 3, In: nets.Shape{C: 3, H: 8, W: 8}, Classes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cands[2].Graph = big
+	steps0, _, ref0 := cpuReference(t, f.cands[0], f.train, f.val)
+
+	plan := func(pc PopCandidate) int64 {
+		c := &popCand{g: pc.Graph, cfg: pc.Cfg, depth: depths(pc.Graph)}
+		c.sched = makeSchedule(pc.Cfg, f.train.Len(), f.val.Len(), len(pc.Graph.Buffers) > 0)
+		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
+		return int64(c.bytes)
+	}
+	small, large := plan(f.cands[0]), plan(f.cands[1])
+	if huge := plan(f.cands[2]); huge < 4*(small+large) {
+		t.Fatalf("the wide candidate plans %d bytes, the others %d and %d: not wide enough for this test", huge, small, large)
+	}
+	// Room for the data sets, the two small candidates (one per wave) and
+	// the fused tables, never for the wide one.
+	limit := int64(1<<20) + 2*max(small, large)
+	d := NewEmulatorWithLimit(limit)
+	defer d.Close()
+	rs, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageGraph, MemFraction: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].Status != nets.StatusOK {
+		t.Fatalf("candidate 0: %s (%s)", rs[0].Status, rs[0].Error)
+	}
+	for s := range steps0 {
+		if !popClose(rs[0].StepLosses[s], steps0[s], 1e-4, 1e-3) {
+			t.Errorf("candidate 0 step %d: loss %.6f, cpu %.6f", s, rs[0].StepLosses[s], steps0[s])
+		}
+	}
+	if math.Abs(rs[0].ValAcc-ref0.ValAcc) > 1.0/float64(f.val.Len())+1e-9 {
+		t.Errorf("candidate 0: accuracy %.4f, cpu %.4f", rs[0].ValAcc, ref0.ValAcc)
+	}
+	if rs[1].Status != nets.StatusDiverged || rs[1].Error == "" {
+		t.Errorf("candidate 1 (lr 1e30): status %s (%q), want diverged", rs[1].Status, rs[1].Error)
+	}
+	if rs[2].Status != nets.StatusOOM || rs[2].Error == "" {
+		t.Errorf("candidate 2 (too wide): status %s (%q), want oom", rs[2].Status, rs[2].Error)
+	}
+	if st.Waves < 2 {
+		t.Errorf("%d waves: the memory limit should have split the population", st.Waves)
+	}
+}
+
+// TestPopulationWavesMatchOneWave: splitting a population into waves
+// changes nothing in its results.
+func TestPopulationWavesMatchOneWave(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 2)
+	one, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused, MaxWave: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Waves != 2 {
+		t.Errorf("%d waves with MaxWave 1 and 2 candidates", st.Waves)
+	}
+	for i := range one {
+		if fmt.Sprint(one[i].StepLosses) != fmt.Sprint(split[i].StepLosses) || one[i].ValAcc != split[i].ValAcc {
+			t.Errorf("candidate %d: one wave %v %.4f, two waves %v %.4f", i, one[i].StepLosses, one[i].ValAcc, split[i].StepLosses, split[i].ValAcc)
+		}
+	}
+}
+
+// TestPopulationRejectsBadArguments: mismatched recipes and shapes are
+// errors naming the candidate.
+func TestPopulationRejectsBadArguments(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 2)
+	f.cands[1].Cfg.BatchSize = 4
+	if _, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{}); err == nil {
+		t.Error("different batch sizes accepted")
+	}
+	f = newPopFixture(t, 1)
+	if _, _, err := TrainPopulation(context.Background(), d, data.Synthetic(8, 1, 8, 8, 4, 1), f.val, f.cands, PopOptions{}); err == nil {
+		t.Error("a data set of the wrong image shape accepted")
+	}
+	if _, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: 7}); err == nil {
+		t.Error("stage 7 accepted")
+	}
+}
