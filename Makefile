@@ -125,7 +125,7 @@ gpu-bundle: kernels
 		if [ -d $$p/testdata ]; then mkdir -p $(BUNDLE)/testdata && cp -r $$p/testdata/. $(BUNDLE)/testdata/; fi; \
 	done
 	cp bench/gpu/run.sh $(BUNDLE)/run.sh && chmod +x $(BUNDLE)/run.sh
-	cp bench/torch_darts.py $(BUNDLE)/torch_darts.py
+	cp bench/torch_darts.py bench/torch_population.py $(BUNDLE)/
 	cp $(FATBIN) $(PTXAS_LOG) $(BUNDLE)/
 	@# compute-sanitizer is part of the toolkit, not the driver: carry it (its
 	@# binary and injection libraries) for hosts that lack it.

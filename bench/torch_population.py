@@ -64,7 +64,7 @@ Commands (JSON lines on stdout, progress and errors on stderr):
     naming the configuration with the most evaluations per GPU-hour.
 
   python3 bench/torch_population.py selftest
-    A quick check on the CPU (about a minute on 2 cores): 2 genomes of
+    A quick check on the CPU (about 20 s on 2 cores): 2 genomes of
     testdata_population/genomes3.json, 1 epoch, 256/64 images, 2 worker
     processes; asserts that every output line parses and that fitness is in
     [0, 1], plus checks of the data generator and the input validation.
@@ -81,9 +81,11 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -380,10 +382,22 @@ def _train(res, index, arch, cfg, opts, data, device):
 # --------------------------------------------------------------------------
 # Workers
 
-def _worker(wid, cfg, opts, tasks, results, start):
+def _exit_with_parent(parent):
+    """Ends this worker when its parent is gone. A parent killed by a time
+    limit cannot stop its workers, and orphans would go on using the GPU
+    and skew whatever runs next."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(wid, parent, cfg, opts, tasks, results, start):
     """One worker process: builds the data on its device, says it is ready,
     waits for the start signal, then trains genomes from the queue until it
     reads None."""
+    _exit_with_parent(parent)
     try:
         device = opts["device"]
         if device == "cpu":
@@ -431,11 +445,12 @@ def run_population(cfg, opts, emit):
         tasks.put(i)
     for _ in range(procs):
         tasks.put(None)
-    workers = [ctx.Process(target=_worker, args=(w, cfg, opts, tasks, results, start), daemon=True)
+    workers = [ctx.Process(target=_worker, args=(w, os.getpid(), cfg, opts, tasks, results, start), daemon=True)
                for w in range(procs)]
     t_launch = time.perf_counter()
     for p in workers:
         p.start()
+    finished = False
     try:
         device, threads = None, None
         for _ in range(procs):
@@ -453,12 +468,15 @@ def run_population(cfg, opts, emit):
             done.append(msg["result"])
             emit(msg["result"])
         wall = time.perf_counter() - t0
+        finished = True
     finally:
         start.set()  # lets a worker waiting for the start reach its sentinel
         for p in workers:
-            p.join(timeout=30)
+            if finished:
+                p.join(timeout=30)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=5)
     ok = [r for r in done if r["status"] == "ok"]
     statuses = {}
     for r in done:
@@ -536,8 +554,10 @@ def cmd_run(argv):
     opts = {"device": args.device, "procs": min(args.procs, len(cfg["genomes"])), "cores": _cores(),
             "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile}
     if args.compile and not hasattr(torch, "compile"):
+        msg = f"torch {torch.__version__} has no torch.compile"
         _print({"bench": BENCH, "procs": args.procs, "genomes": len(cfg["genomes"]), "torch": torch.__version__,
-                 "compile": True, "error": f"torch {torch.__version__} has no torch.compile"})
+                "compile": True, "error": msg})
+        print(PREFIX + msg, file=sys.stderr)
         return 1
     summary = run_population(cfg, opts, _print)
     _print(summary)
@@ -707,6 +727,9 @@ def main(argv):
     if not argv or argv[0] not in cmds:
         print("usage: torch_population.py run|sweep|selftest ... (see the docstring)", file=sys.stderr)
         return 2
+    # A time limit's SIGTERM unwinds like an error, so run_population's
+    # clean-up stops the workers (and sweep's subprocess.run kills its run).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return cmds[argv[0]](argv[1:])
     except PopulationError as e:

@@ -656,8 +656,14 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
 		c.ew("conv2d_bwd_data", dx.Len, append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...)...)
 	}
 	if dw.Len > 0 {
+		// One block per filter reduces over the whole batch; with few
+		// filters (depthwise: C) that is too few blocks, so the samples are
+		// split over grid.y, the slices adding atomically. On an H100 a
+		// split of 16 made depthwise 3x3 3x faster but a dense 16->16 (256
+		// filters) 35% slower, hence about 256 blocks in all.
 		filters := os.C * (is.C / at.Groups)
-		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: min(a.N, 16)}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
+		split := max(min(ceilDiv(256, filters), a.N, 16), 1)
+		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: split}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
 	}
 }
 

@@ -75,6 +75,10 @@ type PopOptions struct {
 	// KeepWeights downloads each candidate's trained parameters into its
 	// PopResult (tests compare them with the CPU).
 	KeepWeights bool
+	// TraceSteps > 0 runs the first TraceSteps training steps of the first
+	// wave with a CUDA event after every launch (and without graph replay)
+	// and reports each launch as a KernelSpan. The steps train as usual.
+	TraceSteps int
 	// Progress, when set, is called after each wave's training epoch.
 	Progress func(PopProgress)
 }
@@ -112,6 +116,8 @@ type PopStats struct {
 	Images int64
 	// PeakBytes is the most device memory planned for one wave.
 	PeakBytes int64
+	// Spans times every launch of the traced steps (PopOptions.TraceSteps).
+	Spans []KernelSpan
 
 	wsteps int // population steps over all waves
 }
@@ -680,6 +686,7 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 		stats.HostCallsPerStep = max(stats.HostCallsPerStep, ws.HostCallsPerStep)
 		stats.StepSeconds += ws.TrainSeconds
 		stats.wsteps += ws.steps
+		stats.Spans = append(stats.Spans, ws.spans...)
 	}
 	stats.Waves = waves
 	if stats.wsteps > 0 {
@@ -694,6 +701,7 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 
 // waveStats is one wave's share of PopStats.
 type waveStats struct {
+	spans                             []KernelSpan
 	TrainSeconds                      float64
 	Images                            int64
 	LaunchesPerStep, HostCallsPerStep int
@@ -707,6 +715,7 @@ type waveRes struct {
 	graphs   []Graph
 	streams  []Stream
 	tables   []DevicePtr
+	events   []Event
 	arenas   []*Arena
 	closeErr error
 }
@@ -722,6 +731,9 @@ func (w *waveRes) close() {
 	}
 	for _, p := range w.progs {
 		keep(w.d.FreeProgram(p))
+	}
+	for _, e := range w.events {
+		keep(w.d.DestroyEvent(e))
 	}
 	for _, t := range w.tables {
 		keep(w.d.Free(t))
@@ -811,7 +823,7 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		return all
 	}
 	type stepRunner func() error
-	build := func(n int) (stepRunner, int, error) {
+	build := func(n int) (stepRunner, []Cmd, error) {
 		all := stepSegs(n)
 		var cmds []Cmd
 		if opt.Stage == StageStreams {
@@ -825,36 +837,42 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		} else {
 			fused, tables, ferr := fuse(d, all, origin)
 			if ferr != nil {
-				return nil, 0, ferr
+				return nil, nil, ferr
 			}
 			if tables != 0 {
 				w.tables = append(w.tables, tables)
 			}
 			cmds = fused
 		}
-		launches := 0
-		for _, c := range cmds {
-			if c.Kind == CmdLaunch {
-				launches++
-			}
-		}
 		p, cerr := w.compile(cmds)
 		if cerr != nil {
-			return nil, 0, cerr
+			return nil, nil, cerr
 		}
 		if opt.Stage != StageGraph {
-			return func() error { return d.Exec(p) }, launches, nil
+			return func() error { return d.Exec(p) }, cmds, nil
 		}
 		g, gerr := d.Capture(p, origin)
 		if gerr != nil {
-			return nil, 0, gerr
+			return nil, nil, gerr
 		}
 		w.graphs = append(w.graphs, g)
-		return func() error { return d.LaunchGraph(g, origin) }, launches, nil
+		return func() error { return d.LaunchGraph(g, origin) }, cmds, nil
 	}
-	runMain, launches, err := build(mainN)
+	runMain, mainCmds, err := build(mainN)
 	if err != nil {
 		return ws, err
+	}
+	launches := 0
+	for _, c := range mainCmds {
+		if c.Kind == CmdLaunch {
+			launches++
+		}
+	}
+	var tr *tracer
+	if opt.TraceSteps > 0 && waveNo == 1 {
+		if tr, err = newTracer(d, w, mainCmds); err != nil {
+			return ws, err
+		}
 	}
 	runTail := runMain
 	if tailN != mainN {
@@ -862,8 +880,12 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 			return ws, err
 		}
 	}
-	ws.LaunchesPerStep = launches
-	ws.HostCallsPerStep = 1
+	// Kernels the device runs per step, and launch calls the host makes
+	// for them: one cuLaunchKernel each, or one cuGraphLaunch.
+	ws.LaunchesPerStep, ws.HostCallsPerStep = launches, launches
+	if opt.Stage == StageGraph {
+		ws.HostCallsPerStep = 1
+	}
 
 	// Train.
 	if err := d.Synchronize(); err != nil {
@@ -875,6 +897,9 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 			run := runMain
 			if st == sched.spe-1 {
 				run = runTail
+			}
+			if tr != nil && e == 0 && st < opt.TraceSteps && sched.stepN[st] == mainN {
+				run = tr.step
 			}
 			if err := run(); err != nil {
 				return ws, err
@@ -941,6 +966,9 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		if err := c.finishEval(d, dval.Len); err != nil {
 			return ws, err
 		}
+	}
+	if tr != nil {
+		ws.spans = tr.spans
 	}
 	return ws, nil
 }
@@ -1162,4 +1190,125 @@ next:
 		used = append(used, m)
 	}
 	return parts
+}
+
+// KernelSpan is the time of one launch of a traced step.
+type KernelSpan struct {
+	Kernel    string  // the launched kernel ("<kernel>_grouped" for a fused launch)
+	Stream    int     // stream index within the wave (0 for the fused stages)
+	Step      int     // traced step, from 0
+	StartMs   float64 // from the first traced event
+	EndMs     float64
+	Instances int // launches fused into it (1 for a plain launch)
+}
+
+// tracer runs a step's commands with an event recorded after every launch
+// (and one at the start of each stream), so each launch's span is the time
+// between the event before it on its stream and its own.
+type tracer struct {
+	d       Driver
+	prog    Program
+	t0      Event   // recorded once, before the first traced step
+	starts  []Event // per stream, at the start of each traced step
+	events  []Event // per launch
+	prev    []int   // per launch: index of the event before it (-1-k: start of stream k)
+	stream  []int   // per launch: stream index
+	kernels []string
+	inst    []int
+	step    func() error
+	spans   []KernelSpan
+	n       int
+}
+
+func newTracer(d Driver, w *waveRes, cmds []Cmd) (*tracer, error) {
+	t := &tracer{d: d}
+	var err error
+	newEvent := func() Event {
+		if err != nil {
+			return 0
+		}
+		var e Event
+		if e, err = d.NewEvent(); err == nil {
+			w.events = append(w.events, e) // destroyed with the wave, after its programs
+		}
+		return e
+	}
+	t.t0 = newEvent()
+	streamIdx := map[Stream]int{}
+	last := map[Stream]int{}
+	var prog []Cmd
+	for _, c := range cmds {
+		if c.Kind != CmdLaunch {
+			prog = append(prog, c)
+			continue
+		}
+		k, ok := streamIdx[c.Stream]
+		if !ok {
+			k = len(t.starts)
+			streamIdx[c.Stream] = k
+			t.starts = append(t.starts, newEvent())
+			prog = append(prog, Cmd{Kind: CmdRecord, Stream: c.Stream, Event: t.starts[k]})
+			last[c.Stream] = -1 - k
+		}
+		prog = append(prog, c)
+		e := newEvent()
+		prog = append(prog, Cmd{Kind: CmdRecord, Stream: c.Stream, Event: e})
+		t.prev = append(t.prev, last[c.Stream])
+		last[c.Stream] = len(t.events)
+		t.events = append(t.events, e)
+		t.stream = append(t.stream, k)
+		t.kernels = append(t.kernels, c.Kernel)
+		inst := 1
+		if len(c.Args) == 3 && len(c.Kernel) > len(groupedSuffix) && c.Kernel[len(c.Kernel)-len(groupedSuffix):] == groupedSuffix {
+			if v, ok := c.Args[1].(int32); ok {
+				inst = int(v)
+			}
+		}
+		t.inst = append(t.inst, inst)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.prog, err = w.compile(prog); err != nil {
+		return nil, err
+	}
+	first := true
+	t.step = func() error {
+		if first {
+			first = false
+			if err := d.RecordEvent(t.t0, 0); err != nil {
+				return err
+			}
+		}
+		if err := d.Exec(t.prog); err != nil {
+			return err
+		}
+		if err := d.Synchronize(); err != nil {
+			return err
+		}
+		at := func(e Event) (float64, error) {
+			ms, err := d.ElapsedMs(t.t0, e)
+			return float64(ms), err
+		}
+		for i, e := range t.events {
+			var start Event
+			if p := t.prev[i]; p >= 0 {
+				start = t.events[p]
+			} else {
+				start = t.starts[-1-p]
+			}
+			s, err := at(start)
+			if err != nil {
+				return err
+			}
+			end, err := at(e)
+			if err != nil {
+				return err
+			}
+			t.spans = append(t.spans, KernelSpan{Kernel: t.kernels[i], Stream: t.stream[i], Step: t.n, StartMs: s, EndMs: end, Instances: t.inst[i]})
+		}
+		t.n++
+		return nil
+	}
+	return t, nil
 }

@@ -253,3 +253,45 @@ func TestPopulationRejectsBadArguments(t *testing.T) {
 		t.Error("stage 7 accepted")
 	}
 }
+
+// TestPopulationTraceSpans: traced steps report one span per launch, in
+// order on each stream, and train exactly like untraced ones.
+func TestPopulationTraceSpans(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 2)
+	for i := range f.cands {
+		f.cands[i].Cfg.Epochs, f.cands[i].Cfg.BNCalibration = 1, 0
+	}
+	plain, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageGraph})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []Stage{StageStreams, StageGraph} {
+		rs, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: stage, TraceSteps: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Spans) != st.LaunchesPerStep {
+			t.Fatalf("%v: %d spans for one traced step of %d launches", stage, len(st.Spans), st.LaunchesPerStep)
+		}
+		last := map[int]float64{}
+		fused := 0
+		for _, sp := range st.Spans {
+			if sp.Kernel == "" || sp.EndMs < sp.StartMs || sp.StartMs < last[sp.Stream] || sp.Step != 0 || sp.Instances < 1 {
+				t.Fatalf("%v: bad span %+v (stream's last end %.3f)", stage, sp, last[sp.Stream])
+			}
+			last[sp.Stream] = sp.EndMs
+			if sp.Instances > 1 {
+				fused++
+			}
+		}
+		if (stage == StageGraph) != (fused > 0) {
+			t.Errorf("%v: %d fused spans", stage, fused)
+		}
+		for i := range rs {
+			if fmt.Sprint(rs[i].StepLosses) != fmt.Sprint(plain[i].StepLosses) {
+				t.Errorf("%v candidate %d: traced losses %v, untraced %v", stage, i, rs[i].StepLosses, plain[i].StepLosses)
+			}
+		}
+	}
+}

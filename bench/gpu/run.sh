@@ -161,7 +161,10 @@ if [ -x "$bin" ]; then
 		skip bench-train-gpu "this evosearch has no cuda backend for bench train yet"
 	fi
 	if "$bin" bench --help 2>&1 | grep -qE '^ *population'; then
-		step bench-population 180 "$bin" bench population
+		# the three stages side by side on the first 20 steps of one epoch,
+		# then proxy-50 in full with the fastest path
+		step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 1 --max-steps 20
+		step bench-population 240 "$bin" bench population --stage 3
 	else
 		skip bench-population "this evosearch has no bench population yet"
 	fi
@@ -179,6 +182,14 @@ fi
 # --- the PyTorch twin on the same GPU (the host's python3 with torch) -----------
 if [ -f "$here/torch_darts.py" ] && python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
 	step torch-train-gpu 90 python3 "$here/torch_darts.py" train --device cuda --steps 50
+	# the PyTorch peer of proxy-50: the same genomes, one at a time and as
+	# concurrent processes (a few genomes each, extrapolated per GPU-hour)
+	if [ -f "$here/torch_population.py" ] && "$bin" bench population --emit-genomes "$out/genomes.json" >/dev/null 2>&1; then
+		step torch-population 200 env PYTHONUNBUFFERED=1 python3 "$here/torch_population.py" sweep "$out/genomes.json" \
+			--device cuda --procs ${TORCH_PROCS:-1,4,8} --limit ${TORCH_LIMIT:-8}
+	else
+		skip torch-population "no torch_population.py in the bundle or no bench population in evosearch"
+	fi
 else
 	skip torch-train-gpu "no python3 with CUDA-enabled torch here"
 fi
@@ -224,7 +235,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
 	done
-	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population; do
+	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population torch-population; do
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
 	done
