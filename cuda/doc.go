@@ -39,6 +39,33 @@
 // code. Kernel faults surface at the next synchronizing call; run with
 // CUDA_LAUNCH_BLOCKING=1 to pin one to its launch, and use the GPU bundle's
 // compute-sanitizer steps (bench/gpu/run.sh) to find it.
+//
+// # Programs and graphs
+//
+// A step of population training is tens of thousands of launches, and a
+// launch through Driver.Launch costs about 28 us on an H100 (a hop to the
+// context's thread and the cu wrapper). Driver.Compile turns a list of Cmds
+// (launches, event records and waits) into a Program once: kernels looked
+// up, arguments checked and packed in C memory. Exec enqueues it with one
+// hop and one C loop (about 3 us a launch); Capture records it as a CUDA
+// graph (cuStreamBeginCapture .. cuGraphInstantiateWithFlags through cgo,
+// since gorgonia.org/cu does not wrap them) that LaunchGraph replays (about
+// 1.2 us a launch). The emulator runs programs and graphs in order.
+//
+// # Population training
+//
+// TrainPopulation (population.go) proxy-trains a generation at once, as
+// DESIGN.md §6 describes: the data sets uploaded once; each candidate's
+// tensors, batch-index and learning-rate schedules and a step counter on
+// the device, so a step is a fixed list of launches; candidates planned
+// against MemInfo and taken in waves, an unallocatable one reported oom and
+// a NaN loss diverged. Stage 1 runs each candidate on its own stream;
+// stage 2 fuses launches of one kernel across candidates and across the
+// nodes of one level into grouped launches (group.go, the *_grouped
+// kernels); stage 3 replays stage 2 as a graph. A candidate's step is
+// nets.Model's (nodes in level order, per-node gradient tensors), and the
+// conformance suite holds every stage to the CPU reference
+// (TestConformancePopulation).
 package cuda
 
 import "errors"
