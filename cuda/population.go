@@ -184,7 +184,10 @@ func makeSchedule(cfg nets.TrainConfig, trainLen, valLen int, hasBN bool) schedu
 			s.calibOff = append(s.calibOff, int32(k*cfg.BatchSize))
 		}
 	}
-	eb := max(cfg.BatchSize, 128) // nets.Train's evaluation batch
+	// nets.Train evaluates in batches of max(BatchSize, 128); evaluation
+	// mode treats samples independently, so batches of BatchSize give the
+	// same scores and keep the activations at the training batch's size.
+	eb := cfg.BatchSize
 	for i := 0; i < valLen; i++ {
 		s.evalIdx = append(s.evalIdx, int32(i))
 	}
