@@ -45,7 +45,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 		Description: "evosearch evolves image-classifier architectures (CMA-ES, genetic programming, tournament\n" +
 			"selection, a hall of fame), scores each candidate with a short proxy training, and trains the\n" +
 			"winner in full, on the CPU or a GPU. Run `evosearch COMMAND --help` for a command's flags.",
-		Commands:        []*ucli.Command{searchCommand, trainCommand, showCommand, benchCommand},
+		Commands:        []*ucli.Command{searchCommand, trainCommand, showCommand, benchCommand, profileCommand},
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,

@@ -18,7 +18,7 @@ var benchCommand = &ucli.Command{
 	Usage: "throughput and optimizer benchmarks, one JSON object per line",
 	Description: `Runs the reference benchmarks of DESIGN.md §7 and prints one JSON line per figure, so results
 can be tracked over commits (bench/RESULTS.md records them with machine, date and commit).`,
-	Subcommands: []*ucli.Command{benchTrainCommand, benchPopulationCommand, benchCMAESCommand},
+	Subcommands: []*ucli.Command{benchTrainCommand, benchPopulationCommand, benchCMAESCommand, benchKernelsCommand},
 }
 
 var benchTrainCommand = &ucli.Command{

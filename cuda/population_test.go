@@ -173,7 +173,7 @@ func TestPopulationDivergedAndOOM(t *testing.T) {
 	steps0, _, ref0 := cpuReference(t, f.cands[0], f.train, f.val)
 
 	plan := func(pc PopCandidate) int64 {
-		c := &popCand{g: pc.Graph, cfg: pc.Cfg, depth: depths(pc.Graph)}
+		c := &popCand{g: pc.Graph, cfg: pc.Cfg}
 		c.sched = makeSchedule(pc.Cfg, f.train.Len(), f.val.Len(), len(pc.Graph.Buffers) > 0)
 		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
 		return int64(c.bytes)

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/naturecast/evosearch/cuda"
+)
+
+var benchKernelsCommand = &ucli.Command{
+	Name:  "kernels",
+	Usage: "each op's forward and backward kernels timed alone with driver events; one JSON line per case",
+	Description: `Times every case of cuda.OpKernelCases (the ops of the DARTS proxy network at its
+shapes: C=16, 32x32 maps, batch 64) as BenchmarkOpKernels does: inputs uploaded
+once, then --iters rounds of forward and backward with a driver event before,
+between and after, on the default stream. Each line has the case, op, in_shape and
+out_shape (per sample, CxHxW), batch, fwd_us and bwd_us (mean per call) and, for the
+matrix-product ops, the forward's fwd_gflops. --quick uses 8x8 maps, batch 2 and
+2 rounds: enough for the emulator to check the path, saying nothing about speed.`,
+	Flags: []ucli.Flag{
+		&ucli.StringFlag{Name: "device", Value: "cuda", Usage: "cuda (GPU 0; needs a -tags cuda build) or cuda-emu (the CPU emulator: slow, for checking)"},
+		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch of every case"},
+		&ucli.IntFlag{Name: "iters", Value: 20, Usage: "timed rounds per case"},
+		&ucli.IntFlag{Name: "size", Value: 32, Usage: "spatial size of the cell maps (the last stage's are a quarter)"},
+		&ucli.StringFlag{Name: "case", Usage: "run only the cases whose name contains this text"},
+		&ucli.BoolFlag{Name: "quick", Usage: "--size 8 --batch-size 2 --iters 2, unless given"},
+	},
+	Action: func(c *ucli.Context) error {
+		n, iters, size := c.Int("batch-size"), c.Int("iters"), c.Int("size")
+		if c.Bool("quick") {
+			if !c.IsSet("batch-size") {
+				n = 2
+			}
+			if !c.IsSet("iters") {
+				iters = 2
+			}
+			if !c.IsSet("size") {
+				size = 8
+			}
+		}
+		switch {
+		case n < 1:
+			return usagef("--batch-size %d: must be at least 1", n)
+		case iters < 1:
+			return usagef("--iters %d: must be at least 1", iters)
+		case size < 4 || size%4 != 0:
+			return usagef("--size %d: must be a multiple of 4, at least 4", size)
+		}
+		var cases []cuda.KernelCase
+		for _, kc := range cuda.OpKernelCases(size) {
+			if strings.Contains(kc.Name, c.String("case")) {
+				cases = append(cases, kc)
+			}
+		}
+		if len(cases) == 0 {
+			return usagef("--case %q: matches no case", c.String("case"))
+		}
+		var d cuda.Driver
+		switch dev := c.String("device"); dev {
+		case "cuda-emu":
+			d = cuda.NewEmulator()
+		case "cuda":
+			var err error
+			if d, err = cuda.OpenDevice(0); err != nil {
+				return fmt.Errorf("--device cuda: %w", err)
+			}
+		default:
+			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
+		}
+		defer d.Close()
+		be := cuda.NewBackend(d)
+		defer be.Close()
+		for i, kc := range cases {
+			r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
+			if err != nil {
+				return fmt.Errorf("bench kernels: %w", err)
+			}
+			if err := printJSONLine(c.App.Writer, newKernelLine(r, d.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// kernelLine is one JSON line of `evosearch bench kernels`.
+type kernelLine struct {
+	Bench     string  `json:"bench"` // "kernels"
+	Case      string  `json:"case"`
+	Op        string  `json:"op"`
+	In        string  `json:"in_shape"` // per-sample input shapes, "+" between inputs
+	Out       string  `json:"out_shape"`
+	Batch     int     `json:"batch"`
+	Iters     int     `json:"iters"`
+	Device    string  `json:"device"`
+	FwdUs     float64 `json:"fwd_us"`
+	BwdUs     float64 `json:"bwd_us"`
+	FwdGFLOPs float64 `json:"fwd_gflops,omitempty"`
+}
+
+func newKernelLine(r cuda.KernelTiming, device string) kernelLine {
+	var in []string
+	for _, s := range r.Case.In {
+		in = append(in, s.String())
+	}
+	round3 := func(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+	return kernelLine{Bench: "kernels", Case: r.Case.Name, Op: r.Case.Op.String(),
+		In: strings.Join(in, "+"), Out: r.Out.String(), Batch: r.N, Iters: r.Iters, Device: device,
+		FwdUs: round3(1000 * r.FwdMs), BwdUs: round3(1000 * r.BwdMs), FwdGFLOPs: round3(r.FwdGFLOPs())}
+}

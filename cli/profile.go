@@ -1,0 +1,413 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/naturecast/evosearch/bench"
+	"github.com/naturecast/evosearch/cuda"
+	"github.com/naturecast/evosearch/nets"
+	"github.com/naturecast/evosearch/profile"
+)
+
+var profileCommand = &ucli.Command{
+	Name:      "profile",
+	Usage:     "run a workload while timing its kernels (or CPU ops) and sampling the GPU",
+	ArgsUsage: "[-- SEARCH FLAGS]",
+	Description: `Runs one workload and writes to --output:
+  profile.json     summary, per-kernel table, every GPU sample and span
+  trace.json       a Chrome trace (open in https://ui.perfetto.dev): one track per stream or
+                   CPU lane, steps above their kernels, GPU counters as graphs
+  utilization.png  SM utilization and memory in use over time (when GPU samples exist)
+and prints the per-kernel table.
+
+Workloads:
+  population (default)  a small proxy population (bench population's recipe) trained on
+                        --device cuda or cuda-emu; the first --trace-steps steps get a CUDA event
+                        after every launch, giving each kernel's time
+  train                 DARTS_V2 training steps on the CPU (or --device cuda/cuda-emu through the
+                        kernels, op by op), each op call timed with the wall clock
+  search                the search command, run as is with the flags after "--" (its output goes
+                        to --output/search); only the GPU counters and the total time are recorded
+
+GPU counters come from NVML (libnvidia-ml, loaded at run time) every --interval: utilization,
+memory, power, clocks, temperature, and on Hopper and newer GPM's SM utilization, occupancy,
+FP32/tensor activity and DRAM bandwidth. Without an NVIDIA driver the profile goes on without
+them and says so.`,
+	Flags: []ucli.Flag{
+		&ucli.StringFlag{Name: "workload", Value: "population", Usage: "population, train or search"},
+		&ucli.StringFlag{Name: "output", Usage: "output folder (required)"},
+		&ucli.StringFlag{Name: "device", Usage: "population: cuda (default) or cuda-emu; train: cpu (default), cuda or cuda-emu"},
+		&ucli.DurationFlag{Name: "interval", Value: profile.DefaultInterval, Usage: "GPU sampling interval"},
+		&ucli.IntFlag{Name: "gpu", Value: 0, Usage: "index of the GPU NVML samples"},
+		&ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial channels C", Category: "population and train"},
+		&ucli.IntFlag{Name: "layers", Value: 5, Usage: "cells L", Category: "population and train"},
+		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size", Category: "population and train"},
+		&ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of genomes, data and weights", Category: "population and train"},
+		&ucli.IntFlag{Name: "candidates", Value: 8, Usage: "population size", Category: "population"},
+		&ucli.IntFlag{Name: "epochs", Value: 1, Usage: "proxy epochs", Category: "population"},
+		&ucli.IntFlag{Name: "max-steps", Value: 20, Usage: "cap on the steps of an epoch (0: the whole training set)", Category: "population"},
+		&ucli.IntFlag{Name: "train", Value: 1000, Usage: "training images", Category: "population"},
+		&ucli.IntFlag{Name: "val", Value: 200, Usage: "validation images", Category: "population"},
+		&ucli.IntFlag{Name: "trace-steps", Value: 3, Usage: "training steps timed launch by launch", Category: "population"},
+		&ucli.IntFlag{Name: "stage", Value: 2, Usage: "1 one stream per candidate, 2 fused launches, 3 fused and replayed as a graph (traced steps run unreplayed)", Category: "population"},
+		&ucli.IntFlag{Name: "steps", Value: 5, Usage: "profiled training steps", Category: "train"},
+		&ucli.IntFlag{Name: "warmup", Value: 1, Usage: "unprofiled steps first", Category: "train"},
+		&ucli.IntFlag{Name: "size", Value: 32, Usage: "image height and width (3 channels, 10 classes)", Category: "train"},
+		workersFlag,
+	},
+}
+
+// The action is set here, not in the literal: runProfile reaches NewApp
+// (the search workload runs the search command), which lists this command.
+func init() { profileCommand.Action = runProfile }
+
+func runProfile(c *ucli.Context) error {
+	out := c.String("output")
+	if out == "" {
+		return usagef("--output is required")
+	}
+	if c.Duration("interval") < time.Millisecond {
+		return usagef("--interval %v: must be at least 1ms", c.Duration("interval"))
+	}
+	wl := c.String("workload")
+	if wl != "search" && c.Args().Present() {
+		return usagef("profile --workload %s takes no arguments, got %q (flags after -- are for --workload search)", wl, c.Args().First())
+	}
+	var r *profile.Report
+	var err error
+	switch wl {
+	case "population":
+		r, err = profilePopulation(c)
+	case "train":
+		r, err = profileTrain(c)
+	case "search":
+		r, err = profileSearch(c, out)
+	default:
+		return usagef("--workload %q: unknown (valid: population, train, search)", wl)
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Write(out); err != nil {
+		return err
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "profile of %s on %s\n", r.Workload, r.Device)
+	if len(r.Spans) > 0 {
+		fmt.Fprint(w, profile.Table(r.Kernels, r.Summary))
+	}
+	if g := r.GPUSummary; g.Samples > 0 {
+		fmt.Fprintf(w, "GPU %s, %d samples: utilization.gpu %.0f%% mean", r.GPU.Name, g.Samples, g.MeanGPUUtil)
+		if g.HaveGPM {
+			fmt.Fprintf(w, ", SM utilization %.0f%% and occupancy %.0f%% (GPM)", g.MeanSMUtil, g.MeanOccupancy)
+		}
+		fmt.Fprintf(w, ", memory %.0f MiB peak, %.0f W mean\n", g.PeakMemMB, g.MeanPowerW)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	files := []string{profile.ReportFile, profile.TraceFile}
+	if len(r.Samples) > 0 {
+		files = append(files, profile.PlotFile)
+	}
+	for _, f := range files {
+		fmt.Fprintf(w, "wrote %s\n", filepath.Join(out, f))
+	}
+	return nil
+}
+
+// gpuSampler starts NVML sampling; where it cannot, it returns nil and
+// the note that says why.
+func gpuSampler(c *ucli.Context, origin time.Time) (*profile.Sampler, string) {
+	s, err := profile.StartNVML(c.Int("gpu"), c.Duration("interval"), origin)
+	if err != nil {
+		return nil, fmt.Sprintf("no GPU counters: %v", err)
+	}
+	return s, ""
+}
+
+// finish stops the sampler and moves its samples, device and warnings
+// into the report.
+func finish(r *profile.Report, s *profile.Sampler) {
+	if s == nil {
+		return
+	}
+	r.Samples = s.Stop()
+	r.GPUSummary = profile.SummarizeSamples(r.Samples)
+	info := s.Info
+	r.GPU = &info
+	for _, w := range s.Warnings() {
+		r.Notes = append(r.Notes, "NVML could not read "+w)
+	}
+	if !info.GPM {
+		r.Notes = append(r.Notes, "this GPU has no GPM metrics (Hopper and newer): SM utilization is NVML's utilization.gpu, the share of time some kernel ran")
+	}
+}
+
+const noCountersNote = "GPU counters need a GPU build (-tags cuda) and --device cuda; none were sampled"
+
+func profilePopulation(c *ucli.Context) (*profile.Report, error) {
+	o := bench.PopulationOptions{Candidates: c.Int("candidates"), Channels: c.Int("channels"), Layers: c.Int("layers"),
+		Train: c.Int("train"), Val: c.Int("val"), Epochs: c.Int("epochs"), Batch: c.Int("batch-size"),
+		Seed: c.Uint64("seed"), MaxSteps: c.Int("max-steps")}
+	if err := o.Validate(); err != nil {
+		return nil, &UsageError{err}
+	}
+	stage := c.Int("stage")
+	if stage < 1 || stage > 3 {
+		return nil, usagef("--stage %d: want 1, 2 or 3", stage)
+	}
+	if c.Int("trace-steps") < 1 {
+		return nil, usagef("--trace-steps %d: must be at least 1", c.Int("trace-steps"))
+	}
+	dev := c.String("device")
+	if dev == "" {
+		dev = "cuda"
+	}
+	var d cuda.Driver
+	switch dev {
+	case "cuda-emu":
+		d = cuda.NewEmulator()
+	case "cuda":
+		var err error
+		if d, err = cuda.OpenDevice(0); err != nil {
+			return nil, fmt.Errorf("--device cuda: %w", err)
+		}
+	default:
+		return nil, usagef("--device %q: unknown for --workload population (valid: cuda, cuda-emu)", dev)
+	}
+	defer d.Close()
+
+	train, val := o.Data()
+	netCfg := nets.NetConfig{C: o.Channels, Layers: o.Layers, In: nets.Shape{C: 3, H: 32, W: 32}, Classes: 10}
+	var cands []cuda.PopCandidate
+	for i, g := range o.Genomes() {
+		gr, err := g.Build(netCfg)
+		if err != nil {
+			return nil, fmt.Errorf("profile: candidate %d does not build: %w", i, err)
+		}
+		cands = append(cands, cuda.PopCandidate{Graph: gr, Cfg: o.Recipe()})
+	}
+
+	origin := time.Now()
+	var notes []string
+	var smp *profile.Sampler
+	if dev == "cuda" {
+		var note string
+		if smp, note = gpuSampler(c, origin); note != "" {
+			notes = append(notes, note)
+		}
+	} else {
+		notes = append(notes, noCountersNote)
+	}
+	start := time.Since(origin)
+	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, cuda.PopOptions{Stage: cuda.Stage(stage), TraceSteps: c.Int("trace-steps")})
+	if smp != nil {
+		defer smp.Stop() // on the error path; finish has stopped it otherwise
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile population: %w", err)
+	}
+
+	// Kernel times are on the GPU's clock from the first traced event;
+	// they are placed at the call's start, so against the counters they
+	// are early by the set-up time (upload and planning) at most.
+	off := float64(start.Microseconds())
+	spans := make([]profile.Span, len(st.Spans))
+	names := map[int]string{}
+	for i, k := range st.Spans {
+		spans[i] = profile.Span{Name: k.Kernel, Cat: "kernel", Track: k.Stream, Step: k.Step,
+			StartUs: off + 1000*k.StartMs, EndUs: off + 1000*k.EndMs, Instances: k.Instances}
+		names[k.Stream] = fmt.Sprintf("stream %d", k.Stream)
+		if cuda.Stage(stage) != cuda.StageStreams {
+			names[k.Stream] = fmt.Sprintf("stream %d (fused launches)", k.Stream)
+		}
+	}
+	r := profile.NewReport("population", d.Name(), spans, nil)
+	r.TrackNames = names
+	r.Notes = notes
+	switch {
+	case len(st.Spans) == 0:
+		r.Notes = append(r.Notes, "no kernel spans: no full-batch step was traced (raise --max-steps or --train)")
+	case smp != nil:
+		r.Notes = append(r.Notes, "kernel spans are placed at the start of the training call; against the GPU counters they may be early by the set-up time")
+	}
+	finish(r, smp)
+	statuses := map[string]int{}
+	for _, pr := range rs {
+		statuses[string(pr.Status)]++
+	}
+	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "candidates": o.Candidates, "epochs": o.Epochs,
+		"max_steps": o.MaxSteps, "train": o.Train, "val": o.Val, "channels": o.Channels, "layers": o.Layers,
+		"batch": o.Batch, "seed": o.Seed, "trace_steps": c.Int("trace-steps")}
+	r.Stats = map[string]any{"seconds": st.Seconds, "train_seconds": st.TrainSeconds, "step_ms": 1000 * st.StepSeconds,
+		"images_per_s": st.ImagesPerSec(), "evals_per_gpu_hour": st.EvalsPerHour(), "launches_per_step": st.LaunchesPerStep,
+		"host_calls_per_step": st.HostCallsPerStep, "waves": st.Waves, "peak_mb": float64(st.PeakBytes) / (1 << 20),
+		"statuses": statuses}
+	return r, nil
+}
+
+func profileTrain(c *ucli.Context) (*profile.Report, error) {
+	steps, warm, n, size := c.Int("steps"), c.Int("warmup"), c.Int("batch-size"), c.Int("size")
+	switch {
+	case steps < 1:
+		return nil, usagef("--steps %d: must be at least 1", steps)
+	case warm < 0:
+		return nil, usagef("--warmup %d: must not be negative", warm)
+	case n < 1:
+		return nil, usagef("--batch-size %d: must be at least 1", n)
+	case size < 8:
+		return nil, usagef("--size %d: must be at least 8", size)
+	}
+	dev := c.String("device")
+	if dev == "" {
+		dev = "cpu"
+	}
+	var b nets.Backend
+	switch dev {
+	case "cpu":
+		b = nets.CPU{}
+	case "cuda", "cuda-emu":
+		d := cuda.NewEmulator()
+		if dev == "cuda" {
+			var err error
+			if d, err = cuda.OpenDevice(0); err != nil {
+				return nil, fmt.Errorf("--device cuda: %w", err)
+			}
+		}
+		defer d.Close()
+		cb := cuda.NewBackend(d)
+		defer cb.Close()
+		b = cb
+	default:
+		return nil, usagef("--device %q: unknown for --workload train (valid: cpu, cuda, cuda-emu)", dev)
+	}
+	g, err := nets.BuildDarts(nets.DartsV2(), nets.NetConfig{C: c.Int("channels"), Layers: c.Int("layers"), In: nets.Shape{C: 3, H: size, W: size}, Classes: 10})
+	if err != nil {
+		return nil, usagef("--channels %d --layers %d --size %d: %v", c.Int("channels"), c.Int("layers"), size, err)
+	}
+
+	origin := time.Now()
+	var notes []string
+	var smp *profile.Sampler
+	if dev == "cuda" {
+		var note string
+		if smp, note = gpuSampler(c, origin); note != "" {
+			notes = append(notes, note)
+		}
+		defer func() {
+			if smp != nil {
+				smp.Stop()
+			}
+		}()
+	} else {
+		notes = append(notes, noCountersNote)
+	}
+	rec := profile.NewOpRecorder(b, origin)
+	m := nets.NewModel(g, rec, c.Uint64("seed"), workers(c))
+	rng := rand.New(rand.NewPCG(c.Uint64("seed"), 2))
+	x := make([]float32, n*g.Input.Size())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y := make([]int32, n)
+	for i := range y {
+		y[i] = int32(rng.IntN(10))
+	}
+	dl := make([]float32, n*g.Classes)
+	opt := nets.SGD{Momentum: 0.9, WeightDecay: 3e-4, ClipNorm: 5}
+	step := func() (err error) {
+		// The GPU backend reports a failed launch by panicking (nets.Backend
+		// has no error result).
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("profile train on %s: %v", b.Name(), p)
+			}
+		}()
+		nets.SoftmaxCrossEntropy(m.Forward(x, n, true), y, n, g.Classes, dl)
+		m.ZeroGrad()
+		m.Backward(dl)
+		opt.Step(m.Params, m.Grads, m.Moms, 0.025)
+		return nil
+	}
+	for i := 0; i < warm; i++ {
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	skip := len(rec.Spans())
+	t0 := time.Now()
+	for i := 0; i < steps; i++ {
+		if err := c.Context.Err(); err != nil {
+			return nil, err
+		}
+		rec.SetStep(i)
+		if err := step(); err != nil {
+			return nil, err
+		}
+	}
+	sec := time.Since(t0).Seconds()
+	r := profile.NewReport("train", b.Name(), rec.Spans()[skip:], nil)
+	r.Notes = notes
+	r.Notes = append(r.Notes, "op times are wall-clock times of each op call on the host (with a GPU backend: upload, launches and download)")
+	finish(r, smp)
+	r.TrackNames = map[int]string{}
+	for _, s := range r.Spans {
+		r.TrackNames[s.Track] = fmt.Sprintf("cpu lane %d", s.Track)
+	}
+	r.Options = map[string]any{"arch": "DARTS_V2", "channels": c.Int("channels"), "layers": c.Int("layers"),
+		"size": size, "batch": n, "steps": steps, "warmup": warm, "workers": workers(c)}
+	r.Stats = map[string]any{"seconds": sec, "step_ms": 1000 * sec / float64(steps),
+		"images_per_s": float64(steps*n) / sec, "params": g.NumParams(), "forward_flops_per_image": g.FLOPs()}
+	return r, nil
+}
+
+// profileSearch runs the search command itself, so the profile sees the
+// real code path; the search's own progress goes to stderr as usual.
+func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
+	args := c.Args().Slice()
+	if slices.ContainsFunc(args, func(a string) bool {
+		return a == "--output" || a == "-output" || hasPrefixAny(a, "--output=", "-output=")
+	}) {
+		return nil, usagef("profile --workload search: leave out the search's --output (it goes to %s)", filepath.Join(out, "search"))
+	}
+	origin := time.Now()
+	smp, note := gpuSampler(c, origin)
+	var notes []string
+	if note != "" {
+		notes = append(notes, note)
+	}
+	t0 := time.Since(origin)
+	app := NewApp(c.App.Writer, c.App.ErrWriter)
+	runErr := app.RunContext(c.Context, append([]string{"evosearch", "search", "--output", filepath.Join(out, "search")}, args...))
+	t1 := time.Since(origin)
+	if runErr != nil {
+		if smp != nil {
+			smp.Stop()
+		}
+		var ue *UsageError
+		if errors.As(runErr, &ue) {
+			return nil, &UsageError{fmt.Errorf("profile --workload search: %w", ue.Err)}
+		}
+		return nil, fmt.Errorf("profile --workload search: %w", runErr)
+	}
+	span := profile.Span{Name: "search", Cat: "workload", StartUs: float64(t0.Microseconds()), EndUs: float64(t1.Microseconds())}
+	rep := profile.NewReport("search", "see the search flags", []profile.Span{span}, nil)
+	rep.Notes = append(notes, "a search is profiled as a whole: its kernels are not timed one by one (use --workload population for that)")
+	rep.TrackNames = map[int]string{0: "search"}
+	rep.Options = map[string]any{"search_args": args}
+	finish(rep, smp)
+	return rep, nil
+}
+
+func hasPrefixAny(s string, ps ...string) bool {
+	return slices.ContainsFunc(ps, func(p string) bool { return strings.HasPrefix(s, p) })
+}

@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/naturecast/evosearch/cuda"
+	"github.com/naturecast/evosearch/profile"
+)
+
+// checkProfileDir reads what profile wrote and checks that it parses: the
+// report, and a trace that passes profile.ValidateTrace.
+func checkProfileDir(t *testing.T, dir string) (*profile.Report, profile.TraceSummary) {
+	t.Helper()
+	r, err := profile.ReadReport(filepath.Join(dir, profile.ReportFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, profile.TraceFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sum, err := profile.ValidateTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, sum
+}
+
+func TestProfileTrainCPU(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "prof")
+	code, out, stderr := run(context.Background(), "profile", "--workload", "train", "--steps", "1", "--warmup", "0",
+		"--size", "8", "--channels", "4", "--layers", "2", "--batch-size", "4", "--output", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"conv2d pointwise 1x1 fwd", "GPU counters need a GPU build", profile.TraceFile} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	r, sum := checkProfileDir(t, dir)
+	if r.Workload != "train" || r.Device != "cpu" || len(r.Spans) == 0 || len(r.Kernels) == 0 || r.Summary.Steps != 1 {
+		t.Errorf("report: workload %s device %s, %d spans, %d kernels, summary %+v", r.Workload, r.Device, len(r.Spans), len(r.Kernels), r.Summary)
+	}
+	// One step span above the op spans.
+	if sum.Spans != len(r.Spans)+1 || sum.Counters != 0 {
+		t.Errorf("trace: %+v with %d spans in the report", sum, len(r.Spans))
+	}
+	if _, err := os.Stat(filepath.Join(dir, profile.PlotFile)); !os.IsNotExist(err) {
+		t.Errorf("a plot without GPU samples: %v", err)
+	}
+	if ips, ok := r.Stats["images_per_s"].(float64); !ok || ips <= 0 {
+		t.Errorf("stats %v", r.Stats)
+	}
+}
+
+// TestProfilePopulationEmulator runs the population path end to end on the
+// emulator: traced launches -> spans -> aggregation -> trace.
+func TestProfilePopulationEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the emulated population takes a few seconds")
+	}
+	dir := filepath.Join(t.TempDir(), "prof")
+	code, out, stderr := run(context.Background(), "profile", "--device", "cuda-emu", "--stage", "1", "--candidates", "2",
+		"--channels", "4", "--layers", "2", "--train", "8", "--val", "8", "--batch-size", "8", "--max-steps", "1",
+		"--trace-steps", "1", "--output", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r, sum := checkProfileDir(t, dir)
+	if len(r.Spans) == 0 || len(r.Kernels) == 0 {
+		t.Fatalf("no spans or kernels:\n%s", out)
+	}
+	// Stage 1: each candidate on its own stream, so two tracks.
+	if r.Summary.Tracks != 2 || sum.Tracks != 2 || sum.TrackNames[1] != "stream 1" {
+		t.Errorf("tracks: summary %+v, trace %+v", r.Summary, sum)
+	}
+	launches := 0
+	for _, k := range r.Kernels {
+		launches += k.Instances
+	}
+	if lps, ok := r.Stats["launches_per_step"].(float64); !ok || int(lps) != launches {
+		t.Errorf("%d traced launches in one step, the trainer says %v per step", launches, r.Stats["launches_per_step"])
+	}
+	if !strings.Contains(out, r.Kernels[0].Name) || !strings.Contains(out, "GPU counters need a GPU build") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+func TestProfileUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"profile"}, "--output is required"},
+		{[]string{"profile", "--output", dir, "--workload", "inference"}, `--workload "inference"`},
+		{[]string{"profile", "--output", dir, "--stage", "4"}, "--stage 4"},
+		{[]string{"profile", "--output", dir, "--trace-steps", "0"}, "--trace-steps 0"},
+		{[]string{"profile", "--output", dir, "--device", "tpu"}, `--device "tpu"`},
+		{[]string{"profile", "--output", dir, "--candidates", "0"}, "--candidates 0"},
+		{[]string{"profile", "--output", dir, "--workload", "train", "--steps", "0"}, "--steps 0"},
+		{[]string{"profile", "--output", dir, "--workload", "train", "--device", "cuda-emu", "--size", "4"}, "--size 4"},
+		{[]string{"profile", "--output", dir, "--workload", "train", "extra"}, `got "extra"`},
+		{[]string{"profile", "--output", dir, "--interval", "0s"}, "--interval"},
+		{[]string{"profile", "--output", dir, "--workload", "search", "--", "--output", dir}, "leave out the search's --output"},
+		{[]string{"profile", "--output", dir, "--workload", "search", "--", "--dataset", "imagenet"}, `--dataset "imagenet"`},
+		{[]string{"bench", "kernels", "--device", "tpu"}, `--device "tpu"`},
+		{[]string{"bench", "kernels", "--size", "6"}, "--size 6"},
+		{[]string{"bench", "kernels", "--case", "nonesuch"}, `--case "nonesuch"`},
+	}
+	for _, c := range cases {
+		code, _, stderr := run(context.Background(), c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+	if cuda.Available() {
+		return // the default population would run on the GPU here; nothing more to check
+	}
+	// No GPU in a default build: a failure (exit 1) that says so.
+	code, _, stderr := run(context.Background(), "profile", "--output", dir)
+	if code != 1 || !strings.Contains(stderr, "--device cuda") || !strings.Contains(stderr, "built without CUDA") {
+		t.Errorf("population on --device cuda: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestProfileSearch runs the search command under the profiler: its own
+// output lands in --output/search, the profile holds one span.
+func TestProfileSearch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a tiny search")
+	}
+	dir := filepath.Join(t.TempDir(), "prof")
+	args := []string{"profile", "--workload", "search", "--output", dir, "--"}
+	args = append(args, tinySearch("")[1:]...)
+	args = args[:len(args)-2] // tinySearch's "--output", ""
+	args = append(args, "--generations", "1")
+	code, out, stderr := run(context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "search", "best_arch.json")); err != nil {
+		t.Errorf("the search did not write its output under the profile's: %v", err)
+	}
+	r, sum := checkProfileDir(t, dir)
+	if len(r.Spans) != 1 || r.Spans[0].Name != "search" || r.Spans[0].DurUs() <= 0 || sum.Spans != 2 {
+		t.Errorf("spans %+v, trace %+v", r.Spans, sum)
+	}
+	if !strings.Contains(out, "best proxy accuracy") {
+		t.Errorf("the search's own output is missing:\n%s", out)
+	}
+	if !cuda.Available() && !strings.Contains(out, "no GPU counters") {
+		t.Errorf("no note on the missing GPU counters:\n%s", out)
+	}
+}
+
+func TestBenchKernelsQuickEmulator(t *testing.T) {
+	code, out, stderr := run(context.Background(), "bench", "kernels", "--device", "cuda-emu", "--quick", "--case", "depthwise")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2 (depthwise3x3, depthwise5x5_dil2):\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		var v struct {
+			Bench, Case, Op, Device string
+			In                      string `json:"in_shape"`
+			Out                     string `json:"out_shape"`
+			Batch, Iters            int
+			FwdUs                   float64 `json:"fwd_us"`
+			BwdUs                   float64 `json:"bwd_us"`
+			FwdGFLOPs               float64 `json:"fwd_gflops"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		if v.Bench != "kernels" || v.Op != "conv2d" || v.Device != "emulator" || v.Batch != 2 || v.Iters != 2 ||
+			v.FwdUs <= 0 || v.BwdUs <= 0 || v.FwdGFLOPs <= 0 || v.In != "16x8x8" || v.Out != "16x8x8" {
+			t.Errorf("line %+v", v)
+		}
+	}
+}
