@@ -165,6 +165,10 @@ if [ -x "$bin" ]; then
 		# then proxy-50 in full with the fastest path
 		step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 1 --max-steps 20
 		step bench-population 240 "$bin" bench population --stage 3
+		# proxy-50's step launch by launch, with NVML/GPM samples (issue 6)
+		step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
+			--stage 3 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
+		step bench-kernels 90 "$bin" bench kernels --device cuda
 	else
 		skip bench-population "this evosearch has no bench population yet"
 	fi
@@ -236,7 +240,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
 	done
-	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population torch-population; do
+	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population bench-kernels torch-population; do
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
 	done
