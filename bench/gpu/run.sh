@@ -246,6 +246,16 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 	done
 	echo '```'
 	echo
+	# evosearch's proxy-50 against the best PyTorch configuration
+	evo_rate=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
+		sed -n 's/.*"evals_per_gpu_hour":\([0-9.]*\).*/\1/p' | tail -1)
+	torch_rate=$(grep -h 'population-torch-best' "$out"/*torch-population.log 2>/dev/null |
+		sed -n 's/.*"evals_per_gpu_hour": *\([0-9.]*\).*/\1/p' | tail -1)
+	echo "proxy-50 evaluations per GPU-hour: evosearch (graph) ${evo_rate:-not measured}, best PyTorch ${torch_rate:-not measured}"
+	if [ -n "$evo_rate" ] && [ -n "$torch_rate" ]; then
+		echo "ratio evosearch / PyTorch: $(awk -v a="$evo_rate" -v b="$torch_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+	fi
+	echo
 	echo '## Failures'
 	echo
 	echo '```'
