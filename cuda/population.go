@@ -80,6 +80,10 @@ type PopOptions struct {
 	TraceSteps int
 	// Progress, when set, is called after each wave's training epoch.
 	Progress func(PopProgress)
+	// Done, when set, is called with each candidate's result (its index
+	// in cands) as soon as its wave has finished, so a caller can make it
+	// durable before later waves run.
+	Done func(index int, r PopResult)
 }
 
 // PopProgress reports a finished epoch of a wave.
@@ -677,6 +681,11 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 		ws, err := runWave(ctx, d, dtrain, dval, wave, opt, waves)
 		if err != nil {
 			return nil, stats, err
+		}
+		if opt.Done != nil {
+			for _, c := range wave {
+				opt.Done(c.idx, c.res)
+			}
 		}
 		stats.TrainSeconds += ws.TrainSeconds
 		stats.Images += ws.Images
