@@ -222,9 +222,26 @@ func TestPopulationWavesMatchOneWave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	split, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused, MaxWave: 1})
+	reported := map[int]PopResult{}
+	waveOf := map[int]int{}
+	split, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused, MaxWave: 1,
+		Done: func(i int, r PopResult) {
+			if _, dup := reported[i]; dup {
+				t.Errorf("candidate %d reported twice", i)
+			}
+			reported[i] = r
+			waveOf[i] = len(reported)
+		}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(reported) != len(f.cands) || waveOf[0] != 1 || waveOf[1] != 2 {
+		t.Errorf("Done reported %d candidates in order %v, want each once, wave by wave", len(reported), waveOf)
+	}
+	for i, r := range reported {
+		if fmt.Sprint(r.StepLosses) != fmt.Sprint(split[i].StepLosses) || r.ValAcc != split[i].ValAcc || r.Status != split[i].Status {
+			t.Errorf("candidate %d: Done saw %+v, result %+v", i, r.TrainResult, split[i].TrainResult)
+		}
 	}
 	if st.Waves != 2 {
 		t.Errorf("%d waves with MaxWave 1 and 2 candidates", st.Waves)
