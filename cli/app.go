@@ -45,7 +45,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 		Description: "evosearch evolves image-classifier architectures (CMA-ES, genetic programming, tournament\n" +
 			"selection, a hall of fame), scores each candidate with a short proxy training, and trains the\n" +
 			"winner in full, on the CPU or a GPU. Run `evosearch COMMAND --help` for a command's flags.",
-		Commands:        []*ucli.Command{searchCommand, trainCommand, showCommand, benchCommand, profileCommand},
+		Commands:        []*ucli.Command{searchCommand, trainCommand, showCommand, benchCommand, profileCommand, workerCommand},
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -54,7 +54,7 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 		OnUsageError:   onUsageError,
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (commands: search, train, show, bench)", c.Args().First())
+				return usagef("unknown command %q (commands: search, train, show, bench, profile, worker)", c.Args().First())
 			}
 			return ucli.ShowAppHelp(c)
 		},

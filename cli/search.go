@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/dist"
 	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
 )
@@ -70,8 +73,8 @@ and --time-budget may change).`,
 		&ucli.IntFlag{Name: "proxy-layers", Value: 5, Usage: "cells of the proxy network", Category: "proxy"},
 		&ucli.IntFlag{Name: "proxy-batch-size", Value: 64, Usage: "batch size of the proxy training", Category: "proxy"},
 		seedFlag, deviceFlag,
-		&ucli.IntFlag{Name: "workers", Value: 0, Usage: "candidates trained at once on the CPU, one thread each (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"},
-		gpuStageFlag,
+		&ucli.StringFlag{Name: "workers", Value: "0", Usage: "candidates trained at once on the CPU, one thread each (0: all cores), or nats: hand them to worker processes through NATS JetStream (see evosearch worker)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"},
+		gpuStageFlag, searchNATSFlag, natsListenFlag, searchSlotsFlag, natsCredsFlag, natsNKeyFlag, natsTLSCertFlag, natsTLSKeyFlag, natsTLSCAFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the search in --output"},
 		&ucli.DurationFlag{Name: "time-budget", Usage: "stop at the generation boundary before this much time has passed (e.g. 2h; 0: no limit)"},
@@ -111,13 +114,11 @@ func runSearch(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	proxy, err := train.Fraction(c.Float64("proxy-fraction"), int64(seed))
+	// Workers of a distributed search rebuild the proxy data with the same call.
+	spec := dist.DataSpec{Dataset: c.String(datasetFlag.Name), ProxyFraction: c.Float64("proxy-fraction"), ValFraction: c.Float64("val-fraction"), Seed: seed}
+	ptrain, pval, err := spec.Split(train)
 	if err != nil {
-		return usagef("--proxy-fraction %g: %v", c.Float64("proxy-fraction"), err)
-	}
-	ptrain, pval, err := proxy.Split(c.Float64("val-fraction"), int64(seed))
-	if err != nil {
-		return usagef("--val-fraction %g of %d proxy images: %v", c.Float64("val-fraction"), proxy.Len(), err)
+		return &UsageError{err} // names --proxy-fraction or --val-fraction
 	}
 	space, err := evo.SpaceByName(c.String("search-space"), c.Int("heads"), train.H, train.W, searchOps(c))
 	if err != nil {
@@ -131,6 +132,14 @@ func runSearch(c *ucli.Context) error {
 	options := map[string]string{}
 	for _, k := range optionKeys {
 		options[k] = flagText(c, k)
+	}
+	parallel, remote := searchWorkers(c)
+	var searchID string
+	if remote {
+		if searchID, err = searchIDFor(out, c.Bool("resume")); err != nil {
+			return err
+		}
+		options["search-id"] = searchID // tasks and results are keyed by it; --resume finds them again
 	}
 	cfg := evo.Config{Space: space, Strategy: c.String("strategy"), Generations: c.Int("generations"),
 		PopSize: c.Int("popsize"), Population: c.Int("population"), TournamentSize: c.Int("tournament-size"),
@@ -167,8 +176,8 @@ func runSearch(c *ucli.Context) error {
 	defer s.Close()
 
 	netCfg := nets.NetConfig{C: c.Int("proxy-channels"), Layers: c.Int("proxy-layers"), In: nets.Shape{C: train.C, H: train.H, W: train.W}, Classes: train.Classes}
-	var ev evo.Evaluator = &evo.CPUEvaluator{Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed), Parallel: c.Int("workers")}
-	atOnce := fmt.Sprintf("%d candidates at once", workers(c))
+	var ev evo.Evaluator = &evo.CPUEvaluator{Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed), Parallel: parallel}
+	atOnce := fmt.Sprintf("%d candidates at once", cmp.Or(parallel, runtime.GOMAXPROCS(0)))
 	if dev := c.String(deviceFlag.Name); dev != "cpu" {
 		drv, err := openDevice(c)
 		if err != nil {
@@ -178,6 +187,14 @@ func runSearch(c *ucli.Context) error {
 		ev = &evo.CUDAEvaluator{Driver: drv, Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed),
 			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name))}}
 		atOnce = fmt.Sprintf("each generation at once on %s (%s)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)))
+	}
+	if remote {
+		rem, err := openRemote(c, out, searchID, netCfg, proxyRecipe(c, seed), spec, ptrain, pval, p)
+		if err != nil {
+			return err
+		}
+		defer rem.close()
+		ev, atOnce = rem.Evaluator, "candidates handed to workers through "+rem.desc
 	}
 	obs := &searchObserver{p: p, dir: out, gens: cfg.Generations, popsize: cfg.PopSize, start: time.Now(),
 		firstGen: s.Generation(), best: math.NaN(), hist: slices.Clone(s.History())}
@@ -303,7 +320,7 @@ func checkSearchFlags(c *ucli.Context) error {
 	atLeast("proxy-channels", 2)
 	atLeast("proxy-layers", 1)
 	atLeast("proxy-batch-size", 1)
-	atLeast("workers", 0)
+	errs = append(errs, checkDistFlags(c)...)
 	if f := c.Float64("proxy-fraction"); !(f > 0 && f <= 1) {
 		errs = append(errs, usagef("--proxy-fraction %g: must be in (0, 1]", f))
 	}

@@ -1,0 +1,572 @@
+package dist
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/evo"
+	"github.com/naturecast/evosearch/nets"
+)
+
+// testSpec is a tiny proxy: 48 training and 12 validation images of the
+// synthetic set.
+var testSpec = DataSpec{Dataset: "synthetic", ProxyFraction: 0.012, ValFraction: 0.2, Seed: 1}
+
+var (
+	dataOnce           sync.Once
+	testTrain, testVal *data.Dataset
+	dataErr            error
+)
+
+// testData loads testSpec once for all tests.
+func testData(t testing.TB) (*data.Dataset, *data.Dataset) {
+	t.Helper()
+	dataOnce.Do(func() { testTrain, testVal, dataErr = testSpec.Load(t.TempDir()) })
+	if dataErr != nil {
+		t.Fatal(dataErr)
+	}
+	return testTrain, testVal
+}
+
+func testNet(d *data.Dataset) nets.NetConfig {
+	return nets.NetConfig{C: 4, Layers: 2, In: nets.Shape{C: d.C, H: d.H, W: d.W}, Classes: d.Classes}
+}
+
+func testRecipe() nets.TrainConfig {
+	cfg := nets.DefaultTrainConfig()
+	cfg.Epochs, cfg.BatchSize, cfg.Seed, cfg.BNCalibration = 1, 32, 1, 10
+	return cfg
+}
+
+// testCands draws n darts-like candidates without attention (slow at 32x32).
+func testCands(n int, seed uint64) []evo.Candidate {
+	ops := slices.DeleteFunc(slices.Clone(nets.DartsOps), func(op string) bool { return op == "attention" })
+	rng := rand.New(rand.NewPCG(seed, 7))
+	out := make([]evo.Candidate, n)
+	for i := range out {
+		a := evo.RandomDarts(rng, 1, ops)
+		out[i] = evo.Candidate{Index: i, Arch: a, Hash: a.Hash()}
+	}
+	return out
+}
+
+// rig is an embedded server with the queue set up, shut down at the end.
+type rig struct {
+	eng *Engine
+	nc  *nats.Conn
+	q   *Queue
+}
+
+func newRig(t *testing.T, tun Tunables) *rig {
+	t.Helper()
+	eng, err := StartEngine(EngineConfig{StoreDir: filepath.Join(t.TempDir(), "nats")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Shutdown)
+	nc, err := eng.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := SetupQueue(ctx, nc, tun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{eng: eng, nc: nc, q: q}
+}
+
+func fastTunables() Tunables {
+	t := DefaultTunables()
+	t.AckWait, t.MaxDeliver = time.Second, 2
+	return t
+}
+
+// startWorkers runs n in-process workers (own connections) until the test
+// ends, and returns them.
+func (r *rig) startWorkers(t *testing.T, n int, setup func(*Worker)) []*Worker {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var conns []*nats.Conn
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, nc := range conns {
+			nc.Close()
+		}
+	})
+	var ws []*Worker
+	for i := 0; i < n; i++ {
+		nc, err := r.eng.Connect("worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		q, err := OpenQueue(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &Worker{Queue: q, ID: "w" + string(rune('a'+i)), FetchWait: 200 * time.Millisecond,
+			Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { tr, va := testData(t); return tr, va, nil },
+			Logf: t.Logf}
+		if setup != nil {
+			setup(w)
+		}
+		ws = append(ws, w)
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(ctx) }()
+	}
+	return ws
+}
+
+func (r *rig) evaluator(t *testing.T, search string) *Evaluator {
+	tr, _ := testData(t)
+	return &Evaluator{Queue: r.q, Search: search, Net: testNet(tr), Recipe: testRecipe(), Data: testSpec,
+		SweepEvery: 200 * time.Millisecond}
+}
+
+// TestRemoteMatchesCPU: results through the queue are bit-identical to the
+// in-process CPU evaluator's, each reported once, one stored per candidate.
+func TestRemoteMatchesCPU(t *testing.T) {
+	r := newRig(t, fastTunables())
+	r.startWorkers(t, 2, nil)
+	tr, va := testData(t)
+	cands := testCands(4, 1)
+	ev := r.evaluator(t, "s1")
+	var progress []Progress
+	ev.Progress = func(p Progress) { progress = append(progress, p) }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	calls := make([]int, len(cands))
+	got := make([]evo.Result, len(cands))
+	if err := ev.EvaluateStream(ctx, 0, cands, func(i int, res evo.Result) { calls[i]++; got[i] = res }); err != nil {
+		t.Fatal(err)
+	}
+	want, err := (&evo.CPUEvaluator{Train: tr, Val: va, Net: testNet(tr), Recipe: testRecipe(), Parallel: 1}).Evaluate(ctx, 0, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cands {
+		if calls[i] != 1 {
+			t.Errorf("candidate %d reported %d times", i, calls[i])
+		}
+		if !sameResult(got[i], want[i]) {
+			t.Errorf("candidate %d: remote %+v, in-process %+v", i, got[i], want[i])
+		}
+	}
+	if last := progress[len(progress)-1]; last.Done != 4 || last.Total != 4 {
+		t.Errorf("last progress %+v, want 4 of 4 done", last)
+	}
+	keys, err := r.q.Results.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 4 {
+		t.Errorf("bucket holds %v, want 4 keys", keys)
+	}
+	// The generation again (a resumed coordinator): nothing is trained
+	// twice, the stored results are reported, the tasks are deduplicated.
+	seqBefore := streamLastSeq(t, r.q)
+	again := make([]evo.Result, len(cands))
+	if err := ev.EvaluateStream(ctx, 0, cands, func(i int, res evo.Result) { again[i] = res }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range cands {
+		if !sameResult(again[i], want[i]) {
+			t.Errorf("again, candidate %d: %+v", i, again[i])
+		}
+	}
+	if s := streamLastSeq(t, r.q); s != seqBefore {
+		t.Errorf("republishing the generation added messages: last sequence %d, was %d", s, seqBefore)
+	}
+}
+
+func streamLastSeq(t *testing.T, q *Queue) uint64 {
+	t.Helper()
+	info, err := q.Stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// sameResult compares everything but the wall time, NaN equal to NaN.
+func sameResult(a, b evo.Result) bool {
+	eq := func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) }
+	if a.Status != b.Status || !eq(a.Fitness, b.Fitness) || !eq(float64(a.ValLoss), float64(b.ValLoss)) ||
+		a.Params != b.Params || a.FLOPs != b.FLOPs || len(a.Losses) != len(b.Losses) || a.Error != b.Error {
+		return false
+	}
+	for i := range a.Losses {
+		if !eq(float64(a.Losses[i]), float64(b.Losses[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestNaNCandidateDiverged: a candidate whose learning rate blows up is a
+// diverged result, delivered once.
+func TestNaNCandidateDiverged(t *testing.T) {
+	r := newRig(t, fastTunables())
+	ws := r.startWorkers(t, 1, nil)
+	g := nets.DartsV2()
+	g.HParams.LR = 1e20
+	cands := []evo.Candidate{{Index: 0, Arch: g, Hash: g.Hash()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := r.evaluator(t, "nan").Evaluate(ctx, 0, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != nets.StatusDiverged {
+		t.Fatalf("status %s (%s), want diverged", res[0].Status, res[0].Error)
+	}
+	ent, err := r.q.Results.Get(ctx, Key("nan", 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := decodeOutcome(ent.Value())
+	if o.Delivery != 1 {
+		t.Errorf("stored from delivery %d, want 1", o.Delivery)
+	}
+	info := consumerInfo(t, r.q)
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("consumer after the diverged task: %d redelivered, %d unacked, %d queued", info.NumRedelivered, info.NumAckPending, info.NumPending)
+	}
+	if s := ws[0].Stats(); s.Trained != 1 {
+		t.Errorf("worker stats %+v", s)
+	}
+}
+
+func consumerInfo(t *testing.T, q *Queue) *jetstream.ConsumerInfo {
+	t.Helper()
+	info, err := q.Consumer.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// TestMalformedTaskRejected: garbage and a task whose architecture does not
+// match its hash are terminated with a reason and not redelivered; the one
+// that names its candidate gets a failed result.
+func TestMalformedTaskRejected(t *testing.T) {
+	r := newRig(t, fastTunables())
+	terms := make(chan *nats.Msg, 8)
+	sub, err := r.nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.>", terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ws := r.startWorkers(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := r.q.JS.Publish(ctx, "evosearch.task.junk", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := testData(t)
+	g := nets.DartsV2()
+	raw, _ := g.MarshalJSON()
+	bad := Task{Version: TaskVersion, Search: "mal", Generation: 0, Index: 3, Hash: "0123456789abcdef", Arch: raw,
+		Net: testNet(tr), Recipe: testRecipe(), Data: testSpec}
+	b, _ := json.Marshal(bad)
+	if _, err := r.q.JS.Publish(ctx, bad.Subject(), b); err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for len(reasons) < 2 {
+		select {
+		case m := <-terms:
+			var a server.JSConsumerDeliveryTerminatedAdvisory
+			if err := json.Unmarshal(m.Data, &a); err != nil {
+				t.Fatal(err)
+			}
+			if a.Deliveries != 1 {
+				t.Errorf("terminated after %d deliveries, want 1", a.Deliveries)
+			}
+			reasons = append(reasons, a.Reason)
+		case <-ctx.Done():
+			t.Fatalf("only %d termination advisories: %q", len(reasons), reasons)
+		}
+	}
+	for i, want := range []string{"not a task object", "architecture hashes to"} {
+		if !strings.Contains(reasons[i], "malformed task") || !strings.Contains(reasons[i], want) {
+			t.Errorf("reason %d %q, want it to say %q", i, reasons[i], want)
+		}
+	}
+	ent, err := r.q.Results.Get(ctx, bad.Key())
+	if err != nil {
+		t.Fatalf("no failed result for the task that names its candidate: %v", err)
+	}
+	o, _ := decodeOutcome(ent.Value())
+	if o.Result.Status != nets.StatusFailed || !strings.Contains(o.Result.Error, "hashes to") {
+		t.Errorf("stored %+v", o.Result)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the ack wait: a redelivery would show now
+	info := consumerInfo(t, r.q)
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("consumer: %d redelivered, %d unacked, %d queued", info.NumRedelivered, info.NumAckPending, info.NumPending)
+	}
+	if s := ws[0].Stats(); s.Rejected != 2 || s.Trained != 0 {
+		t.Errorf("worker stats %+v", s)
+	}
+}
+
+// dropDeliveries plays a worker that dies holding the task, n times.
+// JetStream notices a task's last delivery ran out when a worker next
+// pulls (there always is one while a search runs), so a pull follows.
+func dropDeliveries(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	defer func() {
+		b, err := q.Consumer.Fetch(1, jetstream.FetchMaxWait(3*q.Tunables.AckWait))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range b.Messages() {
+			t.Error("a task was delivered more than MaxDeliver times")
+		}
+	}()
+	for i := 0; i < n; i++ {
+		b, err := q.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for range b.Messages() {
+			got++ // neither acked nor naked: redelivered after the ack wait
+		}
+		if got != 1 {
+			t.Fatalf("delivery %d: fetched %d tasks (%v)", i+1, got, b.Error())
+		}
+	}
+}
+
+// TestMaxDeliveriesFails: a task whose every delivery dies is reported
+// failed after MaxDeliver, through the server's advisory, and a coordinator
+// that missed the advisory (restarted) finds it by its sweep.
+func TestMaxDeliveriesFails(t *testing.T) {
+	tun := fastTunables()
+	tun.AckWait = 300 * time.Millisecond
+	r := newRig(t, tun)
+	cands := testCands(1, 2)
+	ev := r.evaluator(t, "dead")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	var res []evo.Result
+	go func() {
+		var err error
+		res, err = ev.Evaluate(ctx, 0, cands)
+		errc <- err
+	}()
+	dropDeliveries(t, r.q, tun.MaxDeliver)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != nets.StatusFailed || !strings.Contains(res[0].Error, "no result after 2 deliveries") {
+		t.Errorf("result %+v, want failed after 2 deliveries", res[0])
+	}
+
+	// The same while no coordinator listens: the restarted one republishes
+	// (deduplicated), sees an idle queue twice, and records the failure.
+	cands = testCands(1, 3)
+	ev = r.evaluator(t, "dead2")
+	short, stop := context.WithCancel(ctx)
+	errc = make(chan error, 1)
+	go func() {
+		errc <- ev.EvaluateStream(short, 0, cands, func(int, evo.Result) { t.Error("a result before any was stored") })
+	}()
+	for streamLastSeq(t, r.q) < 2 { // the second search's task is queued
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted evaluation: %v", err)
+	}
+	dropDeliveries(t, r.q, tun.MaxDeliver) // the last delivery times out unheard
+	res, err := ev.Evaluate(ctx, 0, cands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != nets.StatusFailed || !strings.Contains(res[0].Error, "left the queue without a result") {
+		t.Errorf("after the restart: %+v", res[0])
+	}
+}
+
+// TestWorkerShutdownHandsBack: a worker cancelled mid-training hands its
+// task back at once; another worker finishes it long before the ack wait.
+func TestWorkerShutdownHandsBack(t *testing.T) {
+	tun := DefaultTunables() // ack wait of minutes: only a nak explains a quick redelivery
+	r := newRig(t, tun)
+	started := make(chan struct{})
+	var once sync.Once
+	wctx, wcancel := context.WithCancel(context.Background())
+	nc, err := r.eng.Connect("quitter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q, err := OpenQueue(wctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, va := testData(t)
+	quitter := &Worker{Queue: q, ID: "quitter", FetchWait: 200 * time.Millisecond,
+		Data:       func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
+		BeforeEval: func(*Task) { once.Do(func() { close(started); wcancel() }) }}
+	quitDone := make(chan error, 1)
+	go func() { quitDone <- quitter.Run(wctx) }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cands := testCands(1, 4)
+	errc := make(chan error, 1)
+	var res []evo.Result
+	go func() {
+		var err error
+		res, err = r.evaluator(t, "term").Evaluate(ctx, 0, cands)
+		errc <- err
+	}()
+	<-started
+	if err := <-quitDone; err != nil {
+		t.Fatalf("worker shutdown: %v", err)
+	}
+	if s := quitter.Stats(); s.Returned != 1 || s.Trained != 0 {
+		t.Errorf("quitting worker: %+v", s)
+	}
+	t0 := time.Now()
+	ws := r.startWorkers(t, 1, nil)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 20*time.Second || res[0].Status != nets.StatusOK {
+		t.Errorf("finished %v after the hand-back with %+v", d, res[0])
+	}
+	if s := ws[0].Stats(); s.Trained != 1 {
+		t.Errorf("second worker: %+v", s)
+	}
+}
+
+func TestParseTaskChecks(t *testing.T) {
+	tr, _ := testData(t)
+	g := nets.DartsV2()
+	raw, _ := g.MarshalJSON()
+	good := Task{Version: TaskVersion, Search: "abc", Generation: 2, Index: 5, Hash: g.Hash(), Arch: raw,
+		Net: testNet(tr), Recipe: testRecipe(), Data: testSpec}
+	b, _ := json.Marshal(good)
+	got, a, err := ParseTask(b)
+	if err != nil || a.Hash() != g.Hash() || got.Key() != "abc.2.5" || got.MsgID() != "abc/2/5" || got.Subject() != "evosearch.task.abc.2.5" {
+		t.Fatalf("good task: %v %+v", err, got)
+	}
+	cases := []struct {
+		edit   func(*Task)
+		want   string
+		hasKey bool
+	}{
+		{func(t *Task) { t.Version = 9 }, "version 9", true},
+		{func(t *Task) { t.Search = "a.b" }, `search id "a.b"`, false},
+		{func(t *Task) { t.Index = -1 }, "must not be negative", false},
+		{func(t *Task) { t.Arch = nil }, "no architecture", true},
+		{func(t *Task) { t.Arch = json.RawMessage(`{"space":"darts-like","normal":[["conv_9x9",0]]}`) }, "architecture:", true},
+		{func(t *Task) { t.Hash = "x" }, "hashes to", true},
+		{func(t *Task) { t.Net.C = 0 }, "not a proxy network", true},
+		{func(t *Task) { t.Recipe.Epochs = 0 }, "recipe", true},
+		{func(t *Task) { t.Data.Dataset = "imagenet" }, `dataset "imagenet"`, true},
+		{func(t *Task) { t.Data.ValFraction = 1 }, "validation fraction 1", true},
+	}
+	for _, c := range cases {
+		bad := good
+		c.edit(&bad)
+		b, _ := json.Marshal(bad)
+		tk, _, err := ParseTask(b)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) || (tk != nil) != c.hasKey {
+			t.Errorf("%s: err %v, task returned %v", c.want, err, tk != nil)
+		}
+	}
+	if _, _, err := ParseTask([]byte(`{"version":1,"extra":true}`)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("unknown field: %v", err)
+	}
+}
+
+func TestSplitMatchesSearch(t *testing.T) {
+	full, _, err := data.Load("synthetic", "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, va, err := testSpec.Split(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Len() != 48 || va.Len() != 12 {
+		t.Errorf("split %d/%d, want 48/12", tr.Len(), va.Len())
+	}
+	_, _, err = DataSpec{Dataset: "synthetic", ProxyFraction: 1e-5, ValFraction: 0.2, Seed: 1}.Split(full)
+	var se *SplitError
+	if !errors.As(err, &se) || se.Flag != "proxy-fraction" || !strings.Contains(err.Error(), "--proxy-fraction 1e-05") {
+		t.Errorf("tiny fraction: %v", err)
+	}
+}
+
+func TestTunablesFromEnv(t *testing.T) {
+	t.Setenv(EnvAckWait, "1500ms")
+	t.Setenv(EnvMaxDeliver, "4")
+	tun, err := TunablesFromEnv()
+	if err != nil || tun.AckWait != 1500*time.Millisecond || tun.MaxDeliver != 4 {
+		t.Errorf("got %+v, %v", tun, err)
+	}
+	t.Setenv(EnvAckWait, "soon")
+	t.Setenv(EnvMaxDeliver, "0")
+	_, err = TunablesFromEnv()
+	if err == nil || !strings.Contains(err.Error(), EnvAckWait) || !strings.Contains(err.Error(), EnvMaxDeliver) {
+		t.Errorf("bad values: %v", err)
+	}
+}
+
+func TestEngineListener(t *testing.T) {
+	eng, err := StartEngine(EngineConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Shutdown()
+	u := eng.URL()
+	if !strings.HasPrefix(u, "nats://127.0.0.1:") || strings.HasSuffix(u, ":0") {
+		t.Fatalf("URL %q", u)
+	}
+	nc, err := Connect(ConnConfig{URL: u, Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if _, err := StartEngine(EngineConfig{StoreDir: t.TempDir(), Listen: "localhost:http-ish"}); err == nil {
+		t.Error("a bad listen address was accepted")
+	}
+	if _, err := Connect(ConnConfig{URL: "nats://user:secret@127.0.0.1:1"}); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("unreachable server: %v (must fail without showing the password)", err)
+	}
+	inproc, err := StartEngine(EngineConfig{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inproc.Shutdown()
+	if inproc.URL() != "" {
+		t.Errorf("in-process engine has URL %q", inproc.URL())
+	}
+}
