@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -611,6 +612,39 @@ func TestSearchWorkersNATSInProcess(t *testing.T) {
 	}
 	if _, again, _ := evo.ReadSettings(out); again["search-id"] != opts["search-id"] {
 		t.Errorf("search id %q after the resume, was %q", again["search-id"], opts["search-id"])
+	}
+	checkOneForOne(t, out, 0)
+}
+
+// TestDistWorkerCudaEmu: a worker with --device cuda-emu trains the tasks it
+// holds as one population through the GPU code path (on the emulator); the
+// first generation's candidates and statuses match the CPU search's and
+// their fitness is within an image of the 12 validation images.
+func TestDistWorkerCudaEmu(t *testing.T) {
+	want := reference(t)
+	out := filepath.Join(t.TempDir(), "s")
+	coord, url := startCoordinator(t, out, "127.0.0.1:0")
+	w := startProc(t, "gpu-worker", distEnv, "worker", "--nats", url, "--slots", "4", "--device", "cuda-emu", "--name", "gpu-worker")
+	if code := coord.wait(t, 120*time.Second); code != 0 {
+		t.Fatalf("search exit %d\n%s", code, w.output())
+	}
+	got := archiveLines(t, filepath.Join(out, evo.ArchiveFile))
+	if len(got) != len(want) {
+		t.Fatalf("%d archive lines, the CPU search %d", len(got), len(want))
+	}
+	for i := 0; i < 4; i++ {
+		if string(got[i]["hash"]) != string(want[i]["hash"]) || string(got[i]["status"]) != string(want[i]["status"]) {
+			t.Errorf("line %d: %s %s, cpu %s %s", i, got[i]["hash"], got[i]["status"], want[i]["hash"], want[i]["status"])
+		}
+		var fg, fw float64
+		_ = json.Unmarshal(got[i]["fitness"], &fg)
+		_ = json.Unmarshal(want[i]["fitness"], &fw)
+		if math.Abs(fg-fw) > 1.0/12+1e-9 {
+			t.Errorf("line %d: fitness %.4f, cpu %.4f", i, fg, fw)
+		}
+	}
+	if n := stopWorkers(t, w); n != trainedLines(got) {
+		t.Errorf("the worker trained %d, the archive has %d trained lines", n, trainedLines(got))
 	}
 	checkOneForOne(t, out, 0)
 }
