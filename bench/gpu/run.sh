@@ -3,9 +3,12 @@
 #
 # Runs from the folder `make gpu-bundle` builds (copy it to a host with an
 # NVIDIA driver; no Go or CUDA toolkit needed there): prints nvidia-smi,
-# finds libcuda.so.1, then runs the real-driver tests, the conformance suite
-# on the GPU, compute-sanitizer on a short slice, the micro-benchmarks and
-# the evosearch benchmarks. A failing step is recorded and the run goes on,
+# finds libcuda.so.1, then, most valuable first: the real-driver tests and
+# the conformance suite on the GPU, proxy-50 at every stage and the PyTorch
+# peer, a profile of proxy-50, the kernel benchmarks, a GPU search, the
+# single-network and micro-benchmarks, and compute-sanitizer on a short
+# slice. With the device tool, whose runs return at most 8 files, use
+#   bash gpu-bundle/run.sh /tmp/o; tar czf $OUT/logs.tgz -C /tmp/o .; cp /tmp/o/report.md $OUT/ A failing step is recorded and the run goes on,
 # so one run reports everything. Logs and report.md go to OUTDIR; the
 # report ends with the lines that matter most.
 #
@@ -141,62 +144,67 @@ fi
 
 cd "$here" || exit 1
 
-# --- tests on the GPU ----------------------------------------------------------
+# --- in order of value, since the budget may end the run early ---------------
+has_torch=false
+if python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then has_torch=true; fi
+has_pop=false
+if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *population'; then has_pop=true; fi
+
+# 1. correctness on the GPU: the driver, then every op, training steps and
+#    population training (all stages) against the CPU reference
 if [ -x "$ctest" ]; then
 	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
-	step conformance 240 "$ctest" -test.run Conformance -test.v -test.timeout 230s
-	step micro-bench 120 "$ctest" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "$benchtime" -test.timeout 110s
+	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched' -test.v -test.timeout 230s
 else
 	skip driver-tests "cuda.test missing from the bundle"
 	skip conformance "cuda.test missing from the bundle"
 fi
 
-# --- evosearch benchmarks (JSON lines) -----------------------------------------
-if [ -x "$bin" ]; then
-	# The GPU variants run when the binary offers them (the CLI grows a
-	# cuda backend / device flag as the GPU path lands).
-	if "$bin" bench train --help 2>&1 | grep -qE -- '--backend.*cuda'; then
-		step bench-train-gpu 120 "$bin" bench train --backend cuda
-	else
-		skip bench-train-gpu "this evosearch has no cuda backend for bench train yet"
-	fi
-	if "$bin" bench --help 2>&1 | grep -qE '^ *population'; then
-		# the three stages side by side on the first 20 steps of one epoch,
-		# then proxy-50 in full with the fastest path
-		step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 1 --max-steps 20
-		step bench-population 240 "$bin" bench population --stage 3
-		# proxy-50's step launch by launch, with NVML/GPM samples (issue 6)
-		step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
-			--stage 3 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
-		step bench-kernels 90 "$bin" bench kernels --device cuda
-	else
-		skip bench-population "this evosearch has no bench population yet"
-	fi
-	if "$bin" search --help 2>&1 | grep -q -- '--device'; then
-		step search-gpu 120 "$bin" search --dataset synthetic --search-space darts-like --generations 2 \
-			--popsize 4 --proxy-epochs 1 --device cuda --seed 1 --output "$out/search-gpu"
-	else
-		skip search-gpu "this evosearch search has no --device flag yet"
-	fi
-	step bench-train-cpu 90 "$bin" bench train --steps 5 --warmup 1
+# 2. proxy-50 (issue 5): the three stages side by side on the first 20 steps
+#    of one epoch, then in full with the fastest path; then the PyTorch peer
+#    on the same genomes, one at a time and as concurrent processes
+if $has_pop; then
+	step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 1 --max-steps 20
+	step bench-population 240 "$bin" bench population --stage 3
 else
-	skip benchmarks "evosearch missing from the bundle"
+	skip bench-population "this evosearch has no bench population"
+fi
+if $has_torch && $has_pop && [ -f "$here/torch_population.py" ] &&
+	"$bin" bench population --emit-genomes "$out/genomes.json" >/dev/null 2>&1; then
+	# about 13 s per genome one at a time on an H100 (5 epochs)
+	step torch-population 300 env PYTHONUNBUFFERED=1 python3 "$here/torch_population.py" sweep "$out/genomes.json" \
+		--device cuda --procs ${TORCH_PROCS:-1,4} --limit ${TORCH_LIMIT:-4}
+else
+	skip torch-population "no CUDA-enabled torch, torch_population.py or bench population here"
 fi
 
-# --- the PyTorch twin on the same GPU (the host's python3 with torch) -----------
-if [ -f "$here/torch_darts.py" ] && python3 -c 'import torch; assert torch.cuda.is_available()' >/dev/null 2>&1; then
+# 3. proxy-50's step launch by launch with NVML/GPM samples (issue 6), and
+#    each op's kernels alone
+if $has_pop; then
+	step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
+		--stage 3 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
+	step bench-kernels 90 "$bin" bench kernels --device cuda
+fi
+
+# 4. a search on the GPU end to end, the single-network figures, the driver
+#    micro-benchmarks
+if [ -x "$bin" ]; then
+	step search-gpu 120 "$bin" search --dataset synthetic --search-space darts-like --generations 2 \
+		--popsize 4 --proxy-epochs 1 --device cuda --seed 1 --output "$out/search-gpu"
+fi
+if $has_torch && [ -f "$here/torch_darts.py" ]; then
 	step torch-train-gpu 90 python3 "$here/torch_darts.py" train --device cuda --steps 50
-	# the PyTorch peer of proxy-50: the same genomes, one at a time and as
-	# concurrent processes (a few genomes each, extrapolated per GPU-hour)
-	if [ -f "$here/torch_population.py" ] && "$bin" bench population --emit-genomes "$out/genomes.json" >/dev/null 2>&1; then
-		# about 13 s per genome one at a time on an H100 (5 epochs)
-		step torch-population 300 env PYTHONUNBUFFERED=1 python3 "$here/torch_population.py" sweep "$out/genomes.json" \
-			--device cuda --procs ${TORCH_PROCS:-1,4} --limit ${TORCH_LIMIT:-4}
-	else
-		skip torch-population "no torch_population.py in the bundle or no bench population in evosearch"
-	fi
 else
 	skip torch-train-gpu "no python3 with CUDA-enabled torch here"
+fi
+if [ -x "$bin" ]; then
+	step bench-train-gpu 120 "$bin" bench train --backend cuda
+fi
+if [ -x "$ctest" ]; then
+	step micro-bench 120 "$ctest" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "$benchtime" -test.timeout 110s
+fi
+if [ -x "$bin" ]; then
+	step bench-train-cpu 90 "$bin" bench train --steps 5 --warmup 1
 fi
 
 # --- the rest of compute-sanitizer, as time allows -------------------------------
