@@ -107,6 +107,12 @@ type PopulationResult struct {
 	PeakMB           float64        `json:"peak_mb"`
 	MeanFitness      float64        `json:"mean_fitness"`
 	Statuses         map[string]int `json:"statuses"`
+	// With --max-steps, the run trains only part of each epoch; the
+	// projection replaces its training time by the measured time per step
+	// times the steps of whole epochs (the rest, set-up, recalibration and
+	// scoring, as measured).
+	FullSteps             int     `json:"full_steps_per_candidate,omitempty"`
+	ProjectedEvalsPerHour float64 `json:"projected_evals_per_gpu_hour,omitempty"`
 }
 
 // Population runs proxy-50 (or o's variant) at one stage on d.
@@ -133,6 +139,11 @@ func Population(ctx context.Context, d cuda.Driver, o PopulationOptions, stage c
 		EvalsPerGPUHour: round(st.EvalsPerHour(), 1), ImagesPerS: round(st.ImagesPerSec(), 1),
 		LaunchesPerStep: st.LaunchesPerStep, HostCallsPerStep: st.HostCallsPerStep,
 		StepMs: round(1000*st.StepSeconds, 3), PeakMB: round(float64(st.PeakBytes)/(1<<20), 1), Statuses: map[string]int{}}
+	if o.MaxSteps > 0 && st.StepSeconds > 0 {
+		res.FullSteps = (o.Train + o.Batch - 1) / o.Batch * o.Epochs
+		projected := st.Seconds - st.TrainSeconds + st.StepSeconds*float64(res.FullSteps)
+		res.ProjectedEvalsPerHour = round(float64(len(cands))*3600/projected, 1)
+	}
 	ok := 0
 	for _, r := range rs {
 		res.Statuses[string(r.Status)]++

@@ -160,11 +160,12 @@ else
 	skip conformance "cuda.test missing from the bundle"
 fi
 
-# 2. proxy-50 (issue 5): the three stages side by side on the first 20 steps
-#    of one epoch, then in full with the fastest path; then the PyTorch peer
-#    on the same genomes, one at a time and as concurrent processes
+# 2. proxy-50 (issue 5): the three stages side by side on 4 steps of each of
+#    the 5 epochs (projected to whole epochs), then in full with the fastest
+#    path; then the PyTorch peer on the same genomes, one at a time and as
+#    concurrent processes
 if $has_pop; then
-	step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 1 --max-steps 20
+	step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 5 --max-steps 4
 	step bench-population 240 "$bin" bench population --stage 3
 else
 	skip bench-population "this evosearch has no bench population"
