@@ -247,13 +247,31 @@ func TestNaNCandidateDiverged(t *testing.T) {
 	if o.Delivery != 1 {
 		t.Errorf("stored from delivery %d, want 1", o.Delivery)
 	}
-	info := consumerInfo(t, r.q)
+	// The worker acks and counts the task just after storing its result.
+	var info *jetstream.ConsumerInfo
+	eventually(5*time.Second, func() bool {
+		info = consumerInfo(t, r.q)
+		return info.NumAckPending == 0 && ws[0].Stats().Trained == 1
+	})
 	if info.NumRedelivered != 0 || info.NumAckPending != 0 || info.NumPending != 0 {
 		t.Errorf("consumer after the diverged task: %d redelivered, %d unacked, %d queued", info.NumRedelivered, info.NumAckPending, info.NumPending)
 	}
 	if s := ws[0].Stats(); s.Trained != 1 {
 		t.Errorf("worker stats %+v", s)
 	}
+}
+
+// eventually polls cond every 20 ms until it holds or within has passed,
+// and reports whether it held.
+func eventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 func consumerInfo(t *testing.T, q *Queue) *jetstream.ConsumerInfo {
@@ -460,6 +478,7 @@ func TestWorkerShutdownHandsBack(t *testing.T) {
 	if d := time.Since(t0); d > 20*time.Second || res[0].Status != nets.StatusOK {
 		t.Errorf("finished %v after the hand-back with %+v", d, res[0])
 	}
+	eventually(5*time.Second, func() bool { return ws[0].Stats().Trained == 1 })
 	if s := ws[0].Stats(); s.Trained != 1 {
 		t.Errorf("second worker: %+v", s)
 	}
