@@ -100,12 +100,10 @@ func Train(ctx context.Context, o TrainOptions) (res TrainResult, err error) {
 	ips := float64(o.Steps*n) / sec
 	return TrainResult{
 		Bench: "train", Arch: "DARTS_V2 C=16 L=5 3x32x32", Backend: o.Backend.Name(), Workers: o.Workers, Batch: n, Steps: o.Steps,
-		ImagesPerS: round1(ips), GFLOPs: round1(ips * 3 * float64(g.FLOPs()) / 1e9), StepMs: round1(1000 * sec / float64(o.Steps)),
-		ForwardFLOPs: g.FLOPs(), Params: g.NumParams(), PeakRSSMB: round1(PeakRSSMB()),
+		ImagesPerS: round(ips, 1), GFLOPs: round(ips*3*float64(g.FLOPs())/1e9, 1), StepMs: round(1000*sec/float64(o.Steps), 1),
+		ForwardFLOPs: g.FLOPs(), Params: g.NumParams(), PeakRSSMB: round(PeakRSSMB(), 1),
 	}, nil
 }
-
-func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
 // PeakRSSMB is the process's peak resident memory (VmHWM) in MiB, or 0
 // where /proc is not available.

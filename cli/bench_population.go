@@ -52,17 +52,12 @@ bench/torch_population.py (the PyTorch peer) and exits.`,
 			}
 			stages = append(stages, cuda.Stage(v))
 		}
-		var d cuda.Driver
-		switch dev := c.String("device"); dev {
-		case "cuda-emu":
-			d = cuda.NewEmulator()
-		case "cuda":
-			var err error
-			if d, err = cuda.OpenDevice(0); err != nil {
-				return fmt.Errorf("--device cuda: %w", err)
-			}
-		default:
+		if dev := c.String("device"); dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
+		}
+		d, err := openDevice(c)
+		if err != nil {
+			return err
 		}
 		defer d.Close()
 		for _, st := range stages {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/naturecast/evosearch/data"
@@ -228,7 +229,6 @@ type popCand struct {
 	g      *nets.Graph
 	cfg    nets.TrainConfig
 	sched  schedule
-	model  *nets.Model // host copy, for the initial weights
 	stream Stream
 	arena  *Arena
 	bytes  int
@@ -550,8 +550,7 @@ func (c *popCand) evaluate(r *recorder, dd *DeviceDataset) {
 
 // upload writes the initial weights, running statistics, schedules and
 // zeroed momentum and counters.
-func (c *popCand) upload(d Driver) error {
-	m := c.model
+func (c *popCand) upload(d Driver, m *nets.Model) error {
 	flat := func(parts [][]float32, n int) []float32 {
 		out := make([]float32, 0, n)
 		for _, p := range parts {
@@ -799,9 +798,8 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 			return Tensor{Ptr: t.Ptr, Len: n}
 		})
 		if lerr == nil {
-			c.model = nets.NewModel(c.g, nets.Ref{}, c.cfg.Seed, 1) // PyTorch-style initial weights, as the CPU trainer draws them
-			lerr = c.upload(d)
-			c.model = nil
+			// PyTorch-style initial weights, drawn as the CPU trainer draws them
+			lerr = c.upload(d, nets.NewModel(c.g, nets.Ref{}, c.cfg.Seed, 1))
 		}
 		if lerr != nil {
 			return ws, lerr
@@ -1123,24 +1121,24 @@ func fuse(d Driver, all [][]segment, stream Stream) ([]Cmd, DevicePtr, error) {
 	return out, ptr, nil
 }
 
-// scheduleLaunches orders every launch of the segments of all candidates (all[k]
-// is candidate k's) into groups handed to emit, as a list scheduler: a
-// launch is ready when the launches before it in its segment are out and
-// the segment's dependencies have finished; each round takes the kernel
-// (with block and shared size) most ready launches share and emits those
-// launches together, leaving out any that would add into a gradient tensor
-// another launch of the group writes. The kernel is chosen among the least
-// advanced ready launches (scheduleWindow), so the candidates stay in step. Candidates share no memory, and
-// within a candidate the dependencies hold, so running the groups in order
-// computes what the segments do one after another.
 // scheduleWindow is how far ahead of the least advanced ready launch (in
 // progress through a step) the kernel of a group may be chosen from. On
 // proxy-50's step (TestProxy50Schedule) 0 gives the fewest launches: 2,136
 // against 2,137 at 0.03, 2,570 at 0.2, and about 4,500 when the most common
 // kernel of all ready launches is chosen; one stream per candidate needs
 // 31,791.
-var scheduleWindow = 0.0
+const scheduleWindow = 0.0
 
+// scheduleLaunches orders every launch of the segments of all candidates
+// (all[k] is candidate k's) into groups handed to emit, as a list
+// scheduler: a launch is ready when the launches before it in its segment
+// are out and the segment's dependencies have finished; each round takes
+// the kernel (with block and shared size) that the least advanced ready
+// launches use (scheduleWindow), so the candidates stay in step, and emits
+// every ready launch of it together, leaving out any that would add into a
+// gradient tensor another launch of the group writes. Candidates share no
+// memory, and within a candidate the dependencies hold, so running the
+// groups in order computes what the segments do one after another.
 func scheduleLaunches(all [][]segment, emit func([]Cmd) error) error {
 	type ref struct{ k, s int }
 	next := make([][]int, len(all))    // next launch of each segment
@@ -1318,7 +1316,7 @@ func newTracer(d Driver, w *waveRes, cmds []Cmd) (*tracer, error) {
 		t.stream = append(t.stream, k)
 		t.kernels = append(t.kernels, c.Kernel)
 		inst := 1
-		if len(c.Args) == 3 && len(c.Kernel) > len(groupedSuffix) && c.Kernel[len(c.Kernel)-len(groupedSuffix):] == groupedSuffix {
+		if len(c.Args) == 3 && strings.HasSuffix(c.Kernel, groupedSuffix) {
 			if v, ok := c.Args[1].(int32); ok {
 				inst = int(v)
 			}

@@ -10,7 +10,7 @@ import (
 // 64). Each reports GFLOP/s counting a multiply-add as 2 FLOPs, per kernel
 // build and per worker count:
 //
-//	go test -run XXX -bench . ./nets/cpufast/
+//	go test -run '^$' -bench . ./nets/cpufast/
 
 func benchISAs(b *testing.B, f func(b *testing.B)) {
 	def := ISA()

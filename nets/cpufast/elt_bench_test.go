@@ -15,7 +15,7 @@ import (
 // time per operation (on a shared machine the steadier figure; with one
 // worker it is the kernel's own cost):
 //
-//	go test -run XXX -bench 'ReLU|BatchNorm|Pool|FactReduce' ./nets/cpufast/
+//	go test -run '^$' -bench 'ReLU|BatchNorm|Pool|FactReduce' ./nets/cpufast/
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
