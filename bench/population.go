@@ -107,6 +107,15 @@ type PopulationResult struct {
 	PeakMB           float64        `json:"peak_mb"`
 	MeanFitness      float64        `json:"mean_fitness"`
 	Statuses         map[string]int `json:"statuses"`
+	// The step's compulsory memory traffic and product FLOPs (cuda.Cost:
+	// every tensor touched once; multiply-adds count 2), and the rates the
+	// training steps achieved over them: the GB/s is a lower bound of the
+	// bandwidth used, to hold against the card's peak (3.35 TB/s on an H100
+	// SXM).
+	StepGB          float64 `json:"step_gb"`
+	StepGFLOP       float64 `json:"step_gflop"`
+	AchievedGBps    float64 `json:"achieved_gb_per_s"`
+	AchievedGFLOPps float64 `json:"achieved_gflop_per_s"`
 	// With --max-steps, the run trains only part of each epoch; the
 	// projection replaces its training time by the measured time per step
 	// times the steps of whole epochs (the rest, set-up, recalibration and
@@ -138,7 +147,9 @@ func Population(ctx context.Context, d cuda.Driver, o PopulationOptions, stage c
 		Epochs: o.Epochs, StepsPerCand: st.StepsPerCandidate, Waves: st.Waves, Seconds: round(st.Seconds, 3),
 		EvalsPerGPUHour: round(st.EvalsPerHour(), 1), ImagesPerS: round(st.ImagesPerSec(), 1),
 		LaunchesPerStep: st.LaunchesPerStep, HostCallsPerStep: st.HostCallsPerStep,
-		StepMs: round(1000*st.StepSeconds, 3), PeakMB: round(float64(st.PeakBytes)/(1<<20), 1), Statuses: map[string]int{}}
+		StepMs: round(1000*st.StepSeconds, 3), PeakMB: round(float64(st.PeakBytes)/(1<<20), 1), Statuses: map[string]int{},
+		StepGB: round(float64(st.StepCost.Bytes)/1e9, 4), StepGFLOP: round(float64(st.StepCost.FLOPs)/1e9, 3),
+		AchievedGBps: round(st.AchievedGBps(), 1), AchievedGFLOPps: round(st.AchievedGFLOPs(), 1)}
 	if o.MaxSteps > 0 && st.StepSeconds > 0 {
 		res.FullSteps = (o.Train + o.Batch - 1) / o.Batch * o.Epochs
 		projected := st.Seconds - st.TrainSeconds + st.StepSeconds*float64(res.FullSteps)

@@ -225,7 +225,7 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	names := map[int]string{}
 	for i, k := range st.Spans {
 		spans[i] = profile.Span{Name: k.Kernel, Cat: "kernel", Track: k.Stream, Step: k.Step,
-			StartUs: off + 1000*k.StartMs, EndUs: off + 1000*k.EndMs, Instances: k.Instances}
+			StartUs: off + 1000*k.StartMs, EndUs: off + 1000*k.EndMs, Instances: k.Instances, Bytes: k.Bytes, FLOPs: k.FLOPs}
 		names[k.Stream] = fmt.Sprintf("stream %d", k.Stream)
 		if cuda.Stage(stage) != cuda.StageStreams {
 			names[k.Stream] = fmt.Sprintf("stream %d (fused launches)", k.Stream)
@@ -251,7 +251,8 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	r.Stats = map[string]any{"seconds": st.Seconds, "train_seconds": st.TrainSeconds, "step_ms": 1000 * st.StepSeconds,
 		"images_per_s": st.ImagesPerSec(), "evals_per_gpu_hour": st.EvalsPerHour(), "launches_per_step": st.LaunchesPerStep,
 		"host_calls_per_step": st.HostCallsPerStep, "waves": st.Waves, "peak_mb": float64(st.PeakBytes) / (1 << 20),
-		"statuses": statuses}
+		"statuses": statuses, "step_gb": float64(st.StepCost.Bytes) / 1e9, "step_gflop": float64(st.StepCost.FLOPs) / 1e9,
+		"achieved_gb_per_s": st.AchievedGBps(), "achieved_gflop_per_s": st.AchievedGFLOPs()}
 	return r, nil
 }
 

@@ -75,6 +75,36 @@ func (b *Backend) BackwardErr(op nets.OpKind, a *nets.Args) error {
 	return b.run(func(c *call) { c.backward(op, a) })
 }
 
+// Overwrites implements nets' optional gradient-overwrite extension: true
+// for the ops whose BackwardOverwrite sets every value of a fresh input
+// gradient (all but factorized reduce, attention and zero).
+func (b *Backend) Overwrites(op nets.OpKind) bool { return overwrites(op) }
+
+// BackwardOverwrite is Backward, except that each a.DIn[k] with fresh[k]
+// is stored rather than added into; it panics with BackwardOverwriteErr's
+// error.
+func (b *Backend) BackwardOverwrite(op nets.OpKind, a *nets.Args, fresh []bool) {
+	if err := b.BackwardOverwriteErr(op, a, fresh); err != nil {
+		panic(err)
+	}
+}
+
+// BackwardOverwriteErr is BackwardErr, except that each a.DIn[k] with
+// fresh[k] is stored rather than added into. op must be one that
+// Overwrites.
+func (b *Backend) BackwardOverwriteErr(op nets.OpKind, a *nets.Args, fresh []bool) error {
+	if err := checkArgs(op, a, true); err != nil {
+		return err
+	}
+	if !overwrites(op) {
+		return fmt.Errorf("%w: %v only adds into its input gradients", ErrArgs, op)
+	}
+	if len(fresh) != len(a.In) {
+		return fmt.Errorf("%w: %v: %d fresh flags for %d inputs", ErrArgs, op, len(fresh), len(a.In))
+	}
+	return b.run(func(c *call) { c.backwardFresh(op, a, fresh) })
+}
+
 // KernelsFor lists the kernels (their extern "C" names in kernels/*.cu)
 // that op's forward and backward may launch, whichever variant the shapes
 // select. OpInput has none.
@@ -98,7 +128,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	case nets.OpAvgPool:
 		return []string{"avg_pool_fwd", "avg_pool_bwd"}
 	case nets.OpAdd:
-		return []string{"add2_fwd", "add_acc"}
+		return []string{"add2_fwd", "add_acc", "concat_copy"}
 	case nets.OpConcat:
 		return []string{"concat_copy", "concat_bwd"}
 	case nets.OpZero:
@@ -355,7 +385,10 @@ type gemmArgs struct {
 	accumulate         bool
 }
 
-func (c *call) gemm(g gemmArgs) {
+func (c *call) gemm(g gemmArgs) { c.gemmTiled(g, gemmTile(g.M), gemmTile(g.N)) }
+
+// gemmTiled launches g with tm x tn tiles (each 16, 32 or 64).
+func (c *call) gemmTiled(g gemmArgs, tm, tn int) {
 	if g.M == 0 || g.N == 0 || g.K == 0 {
 		return
 	}
@@ -365,18 +398,30 @@ func (c *call) gemm(g gemmArgs) {
 		// A long reduction over R into few output tiles (a weight gradient:
 		// R is the batch) would run in a handful of blocks; split R over
 		// grid.z instead, each slice adding its part atomically (acc 2).
-		if g.batch <= 1 && g.R >= 2 && ceilDiv(g.N, 64)*ceilDiv(g.M, 64) < 64 {
+		if g.batch <= 1 && g.R >= 2 && ceilDiv(g.N, tn)*ceilDiv(g.M, tm) < 64 {
 			if ch := splitOf(g.R, 16); ch > 1 {
 				per := g.R / ch
 				g.R, g.batch, g.sab, g.sbb, g.scb, acc = per, ch, per*g.sar, per*g.sbr, 0, 2
 			}
 		}
 	}
-	c.launch("gemm_strided", Dim3{X: ceilDiv(g.N, 64), Y: ceilDiv(g.M, 64), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
+	c.launch("gemm_strided", Dim3{X: ceilDiv(g.N, tn), Y: ceilDiv(g.M, tm), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
 		i32(g.M), i32(g.N), i32(g.K), i32(max(g.R, 1)),
 		g.A, i64(g.sab), i64(g.sar), i32(g.sam), i32(g.sak),
 		g.B, i64(g.sbb), i64(g.sbr), i32(g.sbk), i32(g.sbn),
-		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc)
+		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc, i32(tm), i32(tn))
+}
+
+// gemmTile is gemm_strided's tile side for a product dimension of n: the
+// smallest of 16, 32 and 64 that covers n, else 64.
+func gemmTile(n int) int {
+	switch {
+	case n <= 16:
+		return 16
+	case n <= 32:
+		return 32
+	}
+	return 64
 }
 
 // splitOf is the largest divisor of r that is at most limit.
@@ -398,6 +443,31 @@ type opTensors struct {
 	out, saved, dout Tensor
 	din, dparams     []Tensor
 	scratch          []Tensor // see scratchSizes
+	// fresh[k]: din[k] has not been written yet this step (it holds
+	// garbage), so the backward stores into it instead of adding; only for
+	// ops where Overwrites holds. nil: add into every din.
+	fresh []bool
+}
+
+// set is the kernels' set flag for din[k] (1: store, 0: add).
+func (t *opTensors) set(k int) int32 {
+	if k < len(t.fresh) && t.fresh[k] {
+		return 1
+	}
+	return 0
+}
+
+// overwrites reports the ops whose backward, given opTensors.fresh, sets
+// every value of each fresh input gradient (so it need not be cleared
+// first). The others (factorized reduce's scatter, attention, zero) only
+// add.
+func overwrites(op nets.OpKind) bool {
+	switch op {
+	case nets.OpConv, nets.OpBatchNorm, nets.OpReLU, nets.OpMaxPool, nets.OpAvgPool, nets.OpAdd, nets.OpConcat,
+		nets.OpGlobalAvgPool, nets.OpLinear:
+		return true
+	}
+	return false
 }
 
 // scratchSizes lists, in floats, the scratch tensors op needs:
@@ -466,8 +536,11 @@ func (c *call) forward(op nets.OpKind, a *nets.Args) {
 	}
 }
 
-func (c *call) backward(op nets.OpKind, a *nets.Args) {
+func (c *call) backward(op nets.OpKind, a *nets.Args) { c.backwardFresh(op, a, nil) }
+
+func (c *call) backwardFresh(op nets.OpKind, a *nets.Args, fresh []bool) {
 	t := c.prepare(op, a, true)
+	t.fresh = fresh
 	c.launchBackward(op, a, t)
 	for i, dx := range t.din {
 		if a.DIn != nil {
@@ -538,28 +611,32 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	in, params, dout, din, dparams := t.in, t.params, t.dout, t.din, t.dparams
 	switch op {
 	case nets.OpConv:
-		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0])
+		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0], t.set(0))
 	case nets.OpBatchNorm:
-		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams)
+		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams, t.set(0))
 	case nets.OpReLU:
 		if din[0].Len > 0 {
-			c.ew("relu_bwd", dout.Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i64(dout.Len))
+			c.ew("relu_bwd", dout.Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i64(dout.Len), t.set(0))
 		}
 	case nets.OpMaxPool:
 		if din[0].Len > 0 {
 			is, os, at := a.InShape[0], a.OutShape, a.Attr
 			c.ew("max_pool_bwd", din[0].Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
-				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad))
+				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad), t.set(0))
 		}
 	case nets.OpAvgPool:
 		if din[0].Len > 0 {
 			is, os, at := a.InShape[0], a.OutShape, a.Attr
 			c.ew("avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
-				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad))
+				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad), t.set(0))
 		}
 	case nets.OpAdd:
-		for _, dx := range din {
-			if dx.Len > 0 {
+		for k, dx := range din {
+			switch {
+			case dx.Len == 0:
+			case t.set(k) == 1:
+				c.ew("concat_copy", dx.Len, dout.Ptr, dx.Ptr, i32(1), i32(dx.Len), i32(dx.Len), i32(0))
+			default:
 				c.ew("add_acc", dx.Len, dx.Ptr, dout.Ptr, i64(dx.Len))
 			}
 		}
@@ -568,7 +645,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		for i, dx := range din {
 			sz := a.InShape[i].Size()
 			if dx.Len > 0 {
-				c.ew("concat_bwd", a.N*sz, dout.Ptr, dx.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off))
+				c.ew("concat_bwd", a.N*sz, dout.Ptr, dx.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off), t.set(i))
 			}
 			off += sz
 		}
@@ -579,10 +656,10 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpGlobalAvgPool:
 		if din[0].Len > 0 {
 			hw := a.InShape[0].H * a.InShape[0].W
-			c.ew("global_avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(dout.Len), i32(hw))
+			c.ew("global_avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(dout.Len), i32(hw), t.set(0))
 		}
 	case nets.OpLinear:
-		c.linearBackward(a, in[0], params, dout, din[0], dparams)
+		c.linearBackward(a, in[0], params, dout, din[0], dparams, t.set(0))
 	case nets.OpAttention:
 		if din[0].Len > 0 {
 			c.attention(a, in[0], Tensor{}, dout, din[0], t.scratch[0], t.scratch[1])
@@ -634,7 +711,7 @@ func (c *call) convForward(a *nets.Args, x, w, y Tensor) {
 	}
 }
 
-func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
+func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32) {
 	is, os, at := a.InShape[0], a.OutShape, a.Attr
 	if isPointwise(a) {
 		hw := is.H * is.W
@@ -642,7 +719,7 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
 			c.gemm(gemmArgs{M: is.C, N: hw, K: os.C, batch: a.N,
 				A: w.Ptr, sam: 1, sak: is.C,
 				B: dy.Ptr, sbb: os.C * hw, sbk: hw, sbn: 1,
-				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: true})
+				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: set == 0})
 		}
 		if dw.Len > 0 {
 			c.gemm(gemmArgs{M: os.C, N: is.C, K: hw, R: a.N, batch: 1,
@@ -653,7 +730,7 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor) {
 		return
 	}
 	if dx.Len > 0 {
-		c.ew("conv2d_bwd_data", dx.Len, append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...)...)
+		c.ew("conv2d_bwd_data", dx.Len, append(append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...), set)...)
 	}
 	if dw.Len > 0 {
 		// One block per filter reduces over the whole batch; with few
@@ -679,13 +756,13 @@ func (c *call) bnForward(a *nets.Args, x Tensor, params, bufs []Tensor, saved, y
 	c.ew("bn_apply", y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)
 }
 
-func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, dy, dx Tensor, dparams []Tensor) {
+func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, dy, dx Tensor, dparams []Tensor, set int32) {
 	s := a.InShape[0]
 	hw := s.H * s.W
 	c.launch("bn_bwd_reduce", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, dy.Ptr, saved.Ptr, dparams[0].Ptr, dparams[1].Ptr,
 		sums.Ptr, i32(a.N), i32(s.C), i32(hw))
 	if dx.Len > 0 {
-		c.ew("bn_bwd_dx", dx.Len, x.Ptr, dy.Ptr, saved.Ptr, sums.Ptr, params[0].Ptr, dx.Ptr, i32(a.N), i32(s.C), i32(hw))
+		c.ew("bn_bwd_dx", dx.Len, x.Ptr, dy.Ptr, saved.Ptr, sums.Ptr, params[0].Ptr, dx.Ptr, i32(a.N), i32(s.C), i32(hw), set)
 	}
 }
 
@@ -739,13 +816,13 @@ func (c *call) linearForward(a *nets.Args, x Tensor, params []Tensor, y Tensor) 
 		C: y.Ptr, scm: out, scn: 1, accumulate: true})
 }
 
-func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Tensor, dparams []Tensor) {
+func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Tensor, dparams []Tensor, set int32) {
 	in, out := a.InShape[0].Size(), a.OutShape.C
 	if dx.Len > 0 {
 		c.gemm(gemmArgs{M: a.N, N: in, K: out, batch: 1,
 			A: dy.Ptr, sam: out, sak: 1,
 			B: params[0].Ptr, sbk: in, sbn: 1,
-			C: dx.Ptr, scm: in, scn: 1, accumulate: true})
+			C: dx.Ptr, scm: in, scn: 1, accumulate: set == 0})
 	}
 	if dparams[0].Len > 0 {
 		c.gemm(gemmArgs{M: out, N: in, K: a.N, batch: 1,

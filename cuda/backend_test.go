@@ -211,3 +211,73 @@ func TestBackendBadArgs(t *testing.T) {
 	a.Out = a.Out[:1]
 	b.Forward(nets.OpReLU, a)
 }
+
+// TestBackendOverwrite: for every op whose backward can store into a fresh
+// input gradient, BackwardOverwrite over NaN-filled fresh gradients gives
+// what the CPU reference adds into zeroed ones, while the inputs not
+// marked fresh are still added into; ops that only add refuse.
+func TestBackendOverwrite(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	cases := []struct {
+		op nets.OpKind
+		at nets.Attr
+		in []nets.Shape
+	}{
+		{nets.OpConv, nets.Attr{Out: 5, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1}, []nets.Shape{{C: 3, H: 4, W: 4}}},
+		{nets.OpConv, nets.Attr{Out: 4, Kernel: 3, Stride: 2, Pad: 1, Dilation: 1, Groups: 4}, []nets.Shape{{C: 4, H: 7, W: 7}}},
+		{nets.OpConv, nets.Attr{Out: 4, Kernel: 3, Stride: 1, Pad: 2, Dilation: 2, Groups: 1}, []nets.Shape{{C: 2, H: 6, W: 5}}},
+		{nets.OpBatchNorm, nets.Attr{}, []nets.Shape{{C: 3, H: 4, W: 4}}},
+		{nets.OpReLU, nets.Attr{}, []nets.Shape{{C: 2, H: 5, W: 5}}},
+		{nets.OpMaxPool, nets.Attr{Kernel: 3, Stride: 2, Pad: 1}, []nets.Shape{{C: 2, H: 7, W: 6}}},
+		{nets.OpAvgPool, nets.Attr{Kernel: 3, Stride: 1, Pad: 1}, []nets.Shape{{C: 2, H: 5, W: 5}}},
+		{nets.OpAdd, nets.Attr{}, []nets.Shape{{C: 2, H: 3, W: 3}, {C: 2, H: 3, W: 3}, {C: 2, H: 3, W: 3}}},
+		{nets.OpConcat, nets.Attr{}, []nets.Shape{{C: 2, H: 3, W: 3}, {C: 3, H: 3, W: 3}}},
+		{nets.OpGlobalAvgPool, nets.Attr{}, []nets.Shape{{C: 3, H: 4, W: 5}}},
+		{nets.OpLinear, nets.Attr{Out: 6}, []nets.Shape{{C: 5, H: 1, W: 1}}},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprintf("%v", c.op), func(t *testing.T) {
+			if !b.Overwrites(c.op) {
+				t.Fatalf("%v does not overwrite", c.op)
+			}
+			want := opArgs(t, c.op, c.at, c.in, 3, uint64(100+i))
+			nets.Ref{}.Forward(c.op, want)
+			got := cloneArgs(want)
+			if err := b.ForwardErr(c.op, got); err != nil {
+				t.Fatal(err)
+			}
+			// Input 0 (and every other one but the last, with several) is
+			// fresh: NaN in, and zero for the reference; the last of
+			// several keeps its values and is added into.
+			fresh := make([]bool, len(c.in))
+			for k := range fresh {
+				fresh[k] = len(c.in) == 1 || k < len(c.in)-1
+				if fresh[k] {
+					for e := range want.DIn[k] {
+						want.DIn[k][e], got.DIn[k][e] = 0, float32(math.NaN())
+					}
+				}
+			}
+			nets.Ref{}.Backward(c.op, want)
+			if err := b.BackwardOverwriteErr(c.op, got, fresh); err != nil {
+				t.Fatal(err)
+			}
+			for k := range want.DIn {
+				closeTo(t, fmt.Sprintf("d input %d (fresh %v)", k, fresh[k]), want.DIn[k], got.DIn[k])
+			}
+			for k := range want.DParams {
+				closeTo(t, fmt.Sprintf("d param %d", k), want.DParams[k], got.DParams[k])
+			}
+		})
+	}
+	for _, op := range []nets.OpKind{nets.OpFactReduce, nets.OpAttention, nets.OpZero} {
+		if b.Overwrites(op) {
+			t.Errorf("%v claims to overwrite", op)
+		}
+	}
+	a := opArgs(t, nets.OpFactReduce, nets.Attr{Out: 4}, []nets.Shape{{C: 2, H: 4, W: 4}}, 1, 1)
+	if err := b.BackwardOverwriteErr(nets.OpFactReduce, a, []bool{true}); !errors.Is(err, ErrArgs) {
+		t.Errorf("factorized reduce: %v, want ErrArgs", err)
+	}
+}

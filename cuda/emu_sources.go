@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "441e84d17d246525ff218db4954753f66ab80c95a1455e5e27b3d0f522027ba3"
+const emuSourcesDigest = "774bbed9df1ed35d3339bb4cf307aa4aaf8d1f0605fdd48b3b99e261ee2b7e61"

@@ -187,8 +187,8 @@ var groupCases = map[string]gcase{
 	}},
 	"relu_bwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, n := range []int{70, 3, 300} {
-			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, n), rnd(r, n)), bref(0), bref(1), bref(2), i64(n)))
+		for i, n := range []int{70, 3, 300} {
+			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, n), rnd(r, n)), bref(0), bref(1), bref(2), i64(n), i32(i%2)))
 		}
 		return out
 	}},
@@ -223,9 +223,9 @@ var groupCases = map[string]gcase{
 	}},
 	"concat_bwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range [][4]int{{2, 5, 12, 3}, {3, 40, 40, 0}, {1, 7, 10, 3}} {
+		for i, s := range [][4]int{{2, 5, 12, 3}, {3, 40, 40, 0}, {1, 7, 10, 3}} {
 			out = append(out, ew1(s[0]*s[1], bufs(rnd(r, s[0]*s[2]), rnd(r, s[0]*s[1])),
-				bref(0), bref(1), i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3])))
+				bref(0), bref(1), i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3]), i32(i%2)))
 		}
 		return out
 	}},
@@ -239,8 +239,8 @@ var groupCases = map[string]gcase{
 	}},
 	"global_avg_pool_bwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range [][2]int{{5, 7}, {2, 100}, {1, 1}} {
-			out = append(out, ew1(s[0]*s[1], bufs(rnd(r, s[0]), rnd(r, s[0]*s[1])), bref(0), bref(1), i32(s[0]), i32(s[1])))
+		for i, s := range [][2]int{{5, 7}, {2, 100}, {1, 1}} {
+			out = append(out, ew1(s[0]*s[1], bufs(rnd(r, s[0]), rnd(r, s[0]*s[1])), bref(0), bref(1), i32(s[0]), i32(s[1]), i32(i%2)))
 		}
 		return out
 	}},
@@ -267,18 +267,25 @@ var groupCases = map[string]gcase{
 		m, n, k, b := 70, 5, 20, 2
 		i1 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64), Z: b}, bufs: bufs(rnd(r, b*m*k), rnd(r, b*k*n), poison(b*m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(m * k), i64(0), i32(k), i32(1),
-				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(m * n), i32(n), i32(1), i32(0)}}
+				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(m * n), i32(n), i32(1), i32(0), i32(32), i32(16)}}
+		i1.grid = Dim3{X: ceilDiv(n, 16), Y: ceilDiv(m, 32), Z: b}
 		// Transposed operands, a second reduction axis R, added into C.
 		m, n, k, rr := 3, 66, 17, 3
 		i2 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64)}, bufs: bufs(rnd(r, rr*k*m), rnd(r, rr*n*k), rnd(r, m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(rr), bref(0), i64(0), i64(k * m), i32(1), i32(m),
-				bref(1), i64(0), i64(n * k), i32(1), i32(k), bref(2), i64(0), i32(n), i32(1), i32(1)}}
+				bref(1), i64(0), i64(n * k), i32(1), i32(k), bref(2), i64(0), i32(n), i32(1), i32(1), i32(16), i32(64)}}
+		i2.grid = Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 16)}
 		// A reduction split over grid.z into one C with atomics.
 		m, n, k, z := 4, 6, 9, 3
 		i3 := ginst{grid: Dim3{X: 1, Y: 1, Z: z}, bufs: bufs(rnd(r, z*m*k), rnd(r, z*k*n), rnd(r, m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(m * k), i64(0), i32(k), i32(1),
-				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(2)}}
-		return []ginst{i1, i2, i3}
+				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(2), i32(16), i32(16)}}
+		// The largest tile.
+		m, n, k = 65, 70, 33
+		i4 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64)}, bufs: bufs(rnd(r, m*k), rnd(r, k*n), poison(m*n)),
+			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(0), i64(0), i32(k), i32(1),
+				bref(1), i64(0), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(0), i32(64), i32(64)}}
+		return []ginst{i1, i2, i3, i4}
 	}},
 	"linear_bias_rows": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
@@ -307,11 +314,11 @@ var groupCases = map[string]gcase{
 	}},
 	"conv2d_bwd_data": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range convShapes {
+		for i, s := range convShapes {
 			oh, ow := s.out()
 			n := s.N * s.C * s.H * s.W
 			out = append(out, ew1(n, bufs(rnd(r, s.N*s.K*oh*ow), rnd(r, s.K*s.C/s.groups*s.k*s.k), rnd(r, n)),
-				append([]any{bref(0), bref(1), bref(2)}, s.geom()...)...))
+				append(append([]any{bref(0), bref(1), bref(2)}, s.geom()...), i32(i%2))...))
 		}
 		return out
 	}},
@@ -380,11 +387,11 @@ var groupCases = map[string]gcase{
 	}},
 	"bn_bwd_dx": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range bnShapes {
+		for i, s := range bnShapes {
 			n := s.N * s.C * s.HW
 			saved := append(rnd(r, s.C), pos(r, s.C)...)
 			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, n), saved, rnd(r, 2*s.C), rnd(r, s.C), rnd(r, n)),
-				bref(0), bref(1), bref(2), bref(3), bref(4), bref(5), i32(s.N), i32(s.C), i32(s.HW)))
+				bref(0), bref(1), bref(2), bref(3), bref(4), bref(5), i32(s.N), i32(s.C), i32(s.HW), i32(i%2)))
 		}
 		return out
 	}},
@@ -476,16 +483,16 @@ var groupCases = map[string]gcase{
 func poolCase(backward, withX bool) gcase {
 	return gcase{block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range poolShapes {
+		for i, s := range poolShapes {
 			in, o := s.sizes()
 			var inst ginst
 			switch {
 			case !backward:
 				inst = ew1(o, bufs(rnd(r, in), poison(o)), append([]any{bref(0), bref(1)}, s.args()...)...)
 			case withX:
-				inst = ew1(in, bufs(rnd(r, in), rnd(r, o), rnd(r, in)), append([]any{bref(0), bref(1), bref(2)}, s.args()...)...)
+				inst = ew1(in, bufs(rnd(r, in), rnd(r, o), rnd(r, in)), append(append([]any{bref(0), bref(1), bref(2)}, s.args()...), i32(i%2))...)
 			default:
-				inst = ew1(in, bufs(rnd(r, o), rnd(r, in)), append([]any{bref(0), bref(1)}, s.args()...)...)
+				inst = ew1(in, bufs(rnd(r, o), rnd(r, in)), append(append([]any{bref(0), bref(1)}, s.args()...), i32(i%2))...)
 			}
 			out = append(out, inst)
 		}

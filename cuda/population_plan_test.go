@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/naturecast/evosearch/data"
@@ -61,6 +63,43 @@ func TestProxy50Schedule(t *testing.T) {
 				maxInst = max(maxInst, int(v))
 			}
 		}
+	}
+	// The step's cost is the same fused or not, and known for every launch.
+	var streamCost Cost
+	for _, segs := range all {
+		for _, s := range segs {
+			for _, c := range s.cmds {
+				if c.Cost.Bytes == 0 {
+					t.Fatalf("launch of %s has no cost", c.Kernel)
+				}
+				streamCost = streamCost.Add(c.Cost)
+			}
+		}
+	}
+	fusedCost := cmdsCost(fused)
+	if fusedCost != streamCost {
+		t.Errorf("fused step costs %+v, the same launches on streams %+v", fusedCost, streamCost)
+	}
+	byKernel := map[string]Cost{}
+	for _, c := range fused {
+		byKernel[strings.TrimSuffix(c.Kernel, groupedSuffix)] = byKernel[strings.TrimSuffix(c.Kernel, groupedSuffix)].Add(c.Cost)
+	}
+	names := make([]string, 0, len(byKernel))
+	for k := range byKernel {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return byKernel[names[i]].Bytes > byKernel[names[j]].Bytes })
+	// A model, not a measurement: the step's compulsory traffic at an H100
+	// SXM's peak DRAM bandwidth (3.35 TB/s) bounds its time from below, and
+	// so the evaluations per GPU-hour from above (5 epochs of 79 steps;
+	// scoring and set-up left out).
+	const peakBps, steps = 3.35e12, 5 * 79
+	stepS := float64(fusedCost.Bytes) / peakBps
+	t.Logf("proxy-50 step (model): %.2f GB compulsory traffic, %.1f GFLOP of products; at 3.35 TB/s >= %.1f ms a step, <= %.0f evaluations per GPU-hour",
+		float64(fusedCost.Bytes)/1e9, float64(fusedCost.FLOPs)/1e9, 1000*stepS, 50*3600/(stepS*steps))
+	for _, k := range names[:min(len(names), 12)] {
+		c := byKernel[k]
+		t.Logf("  %-24s %6.2f GB %5.1f%% %8.1f GFLOP", k, float64(c.Bytes)/1e9, 100*float64(c.Bytes)/float64(fusedCost.Bytes), float64(c.FLOPs)/1e9)
 	}
 	t.Logf("proxy-50: %.0f MiB planned for all 50 (%.0f MiB each on average); launches per step: %d with a stream per candidate, %d fused (largest group %d instances)",
 		float64(total)/(1<<20), float64(total)/50/(1<<20), streams, len(fused), maxInst)

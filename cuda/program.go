@@ -46,6 +46,9 @@ type Cmd struct {
 	Stream      Stream
 	Event       Event
 	Args        []any
+	// Cost is what the launch does (LaunchCost; for a grouped launch the
+	// sum over its instances), carried for profiles; drivers ignore it.
+	Cost Cost
 }
 
 // Program is a compiled, reusable list of Cmds, made by Driver.Compile. It is

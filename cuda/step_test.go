@@ -33,7 +33,7 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if math.Abs(gl-wl) > 1e-5*(1+math.Abs(wl)) || gc != wc {
+		if !(math.Abs(gl-wl) <= 1e-5*(1+math.Abs(wl))) || gc != wc {
 			t.Errorf("n=%d classes=%d: loss %.7g correct %d, reference %.7g and %d", c.n, c.classes, gl, gc, wl, wc)
 		}
 		closeTo(t, "dlogits", want, got)
@@ -68,7 +68,7 @@ func TestSGDStep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if math.Abs(gotNorm-wantNorm) > 1e-5*wantNorm {
+		if !(math.Abs(gotNorm-wantNorm) <= 1e-5*wantNorm) {
 			t.Errorf("clip %g: norm %.7g, reference %.7g", clip, gotNorm, wantNorm)
 		}
 		for i := range ps {

@@ -108,12 +108,12 @@ EVO_BODY(bn_bwd_reduce) {
 }
 EVO_KERNELS(bn_bwd_reduce);
 
-// bn_bwd_dx: dx += gamma * invstd / M * (M * dy - dbeta - xhat * dgamma),
-// M = N*H*W, the dx part of nets.RefBatchNormBackward. Launch: element-wise
+// bn_bwd_dx: dx += gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
+// (= with set), M = N*H*W, the dx part of nets.RefBatchNormBackward. Launch: element-wise
 // shape.
 #define EVO_PARAMS_bn_bwd_dx(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
     X(const float* __restrict__, saved) X(const float* __restrict__, sums) X(const float* __restrict__, gamma) \
-    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, HW)
+    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, HW) X(int, set)
 EVO_BODY(bn_bwd_dx) {
     EVO_UNPACK(bn_bwd_dx);
     const float m = (float)((long long)N * HW);
@@ -122,7 +122,8 @@ EVO_BODY(bn_bwd_dx) {
         const float mean = saved[c], invstd = saved[C + c];
         const float xhat = (x[i] - mean) * invstd;
         const float k = gamma[c] * invstd / m;
-        dx[i] += k * (m * dy[i] - sums[c] - xhat * sums[C + c]);
+        const float v = k * (m * dy[i] - sums[c] - xhat * sums[C + c]);
+        dx[i] = set ? v : dx[i] + v;
     }
 }
 EVO_KERNELS(bn_bwd_dx);

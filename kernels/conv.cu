@@ -102,12 +102,12 @@ EVO_KERNELS(conv2d_fwd_depthwise);
 
 // conv2d_bwd_data: dx[n,c,iy,ix] += sum over the outputs (oc, oy, ox) whose
 // window reads (iy, ix) through tap (ky, kx) of w[oc,c',ky,kx] *
-// dy[n,oc,oy,ox]. Each thread owns one input value, so the sum needs no
-// atomics. The adjoint of conv2d_fwd, matching the dx part of
+// dy[n,oc,oy,ox] (dx = that sum with set). Each thread owns one input
+// value, so the sum needs no atomics. The adjoint of conv2d_fwd, matching the dx part of
 // nets.RefConvBackward. Launch: element-wise shape over N*C*H*W inputs.
 #define EVO_PARAMS_conv2d_bwd_data(X) X(const float* __restrict__, dy) X(const float* __restrict__, w) \
     X(float* __restrict__, dx) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, set)
 EVO_BODY(conv2d_bwd_data) {
     EVO_UNPACK(conv2d_bwd_data);
     const int cg = C / groups, kg = K / groups;
@@ -135,7 +135,7 @@ EVO_BODY(conv2d_bwd_data) {
                 }
             }
         }
-        dx[i] += s;
+        dx[i] = set ? s : dx[i] + s;
     }
 }
 EVO_KERNELS(conv2d_bwd_data);

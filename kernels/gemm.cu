@@ -25,44 +25,51 @@
 // that way); the price is a summation order that varies run to run.
 //
 // Tiling (the classic register-blocked scheme, as in Volkov & Demmel 2008):
-// a 16x16 block computes a 64x64 tile of C, each thread a 4x4 sub-tile with
+// a 16x16 block computes a TM x TN tile of C (TM, TN each 16, 32 or 64,
+// the arguments tm and tn), each thread a (TM/16) x (TN/16) sub-tile with
 // rows ty + 16*i and columns tx + 16*j so that a warp's shared-memory reads
 // are broadcasts or consecutive words. The K dimension advances in slices
-// of 16: A's 64x16 and B's 16x64 slices are staged in shared memory, the
-// loads mapped along whichever index has unit stride so they coalesce.
+// of 16: A's TM x 16 and B's 16 x TN slices are staged in shared memory,
+// the loads mapped along whichever index has unit stride so they coalesce.
+// The tile follows the product's shape: the networks evosearch breeds have
+// 16 to 64 channels, and a 1x1 convolution over 16 channels computed in
+// 64x64 tiles would spend three quarters of its work (fifteen sixteenths
+// for its 16x16 weight gradient) on padding. tm and tn are per launch, so a
+// grouped launch may mix instances of different tiles.
 //
-// Launch: block (16, 16), grid (ceil(N/64), ceil(M/64), batches). It has a
+// Launch: block (16, 16), grid (ceil(N/tn), ceil(M/tm), batches). It has a
 // grouped variant gemm_strided_grouped (evo_cuda.h, EVO_KERNELS).
 #include "evo_cuda.h"
 
-#define EVO_GEMM_TILE 64
+#define EVO_GEMM_TILE 64  // the largest tile side
 #define EVO_GEMM_KS 16
 #define EVO_GEMM_PAD 4  // shared rows padded so column walks avoid bank conflicts
 
-#define EVO_PARAMS_gemm_strided(X) X(int, M) X(int, N) X(int, K) X(int, R) X(const float* __restrict__, A) \
-    X(long long, sab) X(long long, sar) X(int, sam) X(int, sak) X(const float* __restrict__, B) \
-    X(long long, sbb) X(long long, sbr) X(int, sbk) X(int, sbn) X(float* __restrict__, C) X(long long, scb) \
-    X(int, scm) X(int, scn) X(int, accumulate)
-EVO_BODY(gemm_strided) {
-    EVO_UNPACK(gemm_strided);
-    __shared__ float As[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
-    __shared__ float Bs[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
-
+// evo_gemm_tile computes one TM x TN tile of C (see above); A, B and C are
+// already offset to the block's batch. Not inlined: with all nine variants
+// inlined ptxas gave gemm_strided_grouped 168 registers (one block per SM);
+// as calls the kernel takes the largest variant's 64 (nvcc 11.8, sm_90).
+template <int TM, int TN>
+static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, const float* __restrict__ A,
+                                                     long long sar, int sam, int sak, const float* __restrict__ B,
+                                                     long long sbr, int sbk, int sbn, float* __restrict__ C, int scm,
+                                                     int scn, int accumulate, int m0, int n0,
+                                                     float (*As)[EVO_GEMM_TILE + EVO_GEMM_PAD],
+                                                     float (*Bs)[EVO_GEMM_TILE + EVO_GEMM_PAD]) {
+    constexpr int RI = TM / 16, RJ = TN / 16;
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int tid = ty * 16 + tx;
-    const int m0 = g.by * EVO_GEMM_TILE, n0 = g.bx * EVO_GEMM_TILE;
-    const long long b = g.bz;
-    A += b * sab;
-    B += b * sbb;
-    C += b * scb;
 
-    float acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+    float acc[RI][RJ];
+#pragma unroll
+    for (int i = 0; i < RI; i++)
+#pragma unroll
+        for (int j = 0; j < RJ; j++) acc[i][j] = 0.0f;
 
-    // The slice loaders: 256 threads move 1024 values each, 4 per thread.
-    // When k has unit stride in A, consecutive threads take consecutive k
-    // (16 per row of the tile); otherwise consecutive m.
+    // The slice loaders: 256 threads move TM*16 values of A (RI each) and
+    // 16*TN of B (RJ each). When k has unit stride in A, consecutive
+    // threads take consecutive k (16 per row of the tile); otherwise
+    // consecutive m. B likewise along n or k.
     const bool aAlongK = sak == 1;
     const bool bAlongN = sbn == 1;
 
@@ -70,46 +77,57 @@ EVO_BODY(gemm_strided) {
         const float* Ar = A + r * sar;
         const float* Br = B + r * sbr;
         for (int k0 = 0; k0 < K; k0 += EVO_GEMM_KS) {
-            for (int l = 0; l < 4; l++) {
+#pragma unroll
+            for (int l = 0; l < RI; l++) {
                 const int e = tid + l * 256;
                 int mm, kk;
                 if (aAlongK) {
                     mm = e / EVO_GEMM_KS;
                     kk = e % EVO_GEMM_KS;
                 } else {
-                    kk = e / EVO_GEMM_TILE;
-                    mm = e % EVO_GEMM_TILE;
+                    kk = e / TM;
+                    mm = e % TM;
                 }
                 const int gm = m0 + mm, gk = k0 + kk;
                 As[kk][mm] = (gm < M && gk < K) ? Ar[(long long)gm * sam + (long long)gk * sak] : 0.0f;
-
-                int nn;
+            }
+#pragma unroll
+            for (int l = 0; l < RJ; l++) {
+                const int e = tid + l * 256;
+                int nn, kk;
                 if (bAlongN) {
-                    kk = e / EVO_GEMM_TILE;
-                    nn = e % EVO_GEMM_TILE;
+                    kk = e / TN;
+                    nn = e % TN;
                 } else {
                     nn = e / EVO_GEMM_KS;
                     kk = e % EVO_GEMM_KS;
                 }
-                const int gn = n0 + nn, gk2 = k0 + kk;
-                Bs[kk][nn] = (gn < N && gk2 < K) ? Br[(long long)gk2 * sbk + (long long)gn * sbn] : 0.0f;
+                const int gn = n0 + nn, gk = k0 + kk;
+                Bs[kk][nn] = (gn < N && gk < K) ? Br[(long long)gk * sbk + (long long)gn * sbn] : 0.0f;
             }
             __syncthreads();
+#pragma unroll
             for (int kk = 0; kk < EVO_GEMM_KS; kk++) {
-                float a[4], bv[4];
-                for (int i = 0; i < 4; i++) a[i] = As[kk][ty + 16 * i];
-                for (int j = 0; j < 4; j++) bv[j] = Bs[kk][tx + 16 * j];
-                for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) acc[i][j] += a[i] * bv[j];
+                float a[RI], bv[RJ];
+#pragma unroll
+                for (int i = 0; i < RI; i++) a[i] = As[kk][ty + 16 * i];
+#pragma unroll
+                for (int j = 0; j < RJ; j++) bv[j] = Bs[kk][tx + 16 * j];
+#pragma unroll
+                for (int i = 0; i < RI; i++)
+#pragma unroll
+                    for (int j = 0; j < RJ; j++) acc[i][j] += a[i] * bv[j];
             }
             __syncthreads();
         }
     }
 
-    for (int i = 0; i < 4; i++) {
+#pragma unroll
+    for (int i = 0; i < RI; i++) {
         const int gm = m0 + ty + 16 * i;
         if (gm >= M) continue;
-        for (int j = 0; j < 4; j++) {
+#pragma unroll
+        for (int j = 0; j < RJ; j++) {
             const int gn = n0 + tx + 16 * j;
             if (gn >= N) continue;
             float* c = C + (long long)gm * scm + (long long)gn * scn;
@@ -117,5 +135,32 @@ EVO_BODY(gemm_strided) {
             else *c = accumulate ? *c + acc[i][j] : acc[i][j];
         }
     }
+}
+
+#define EVO_PARAMS_gemm_strided(X) X(int, M) X(int, N) X(int, K) X(int, R) X(const float* __restrict__, A) \
+    X(long long, sab) X(long long, sar) X(int, sam) X(int, sak) X(const float* __restrict__, B) \
+    X(long long, sbb) X(long long, sbr) X(int, sbk) X(int, sbn) X(float* __restrict__, C) X(long long, scb) \
+    X(int, scm) X(int, scn) X(int, accumulate) X(int, tm) X(int, tn)
+EVO_BODY(gemm_strided) {
+    EVO_UNPACK(gemm_strided);
+    __shared__ float As[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
+    __shared__ float Bs[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
+    const long long b = g.bz;
+    A += b * sab;
+    B += b * sbb;
+    C += b * scb;
+    const int m0 = g.by * tm, n0 = g.bx * tn;
+#define EVO_GEMM_CASE(TM, TN)                                                                                     \
+    if (tm == TM && tn == TN) {                                                                                   \
+        evo_gemm_tile<TM, TN>(M, N, K, R, A, sar, sam, sak, B, sbr, sbk, sbn, C, scm, scn, accumulate, m0, n0, As, \
+                              Bs);                                                                                \
+        return;                                                                                                   \
+    }
+    EVO_GEMM_CASE(16, 16) EVO_GEMM_CASE(16, 32) EVO_GEMM_CASE(16, 64)
+    EVO_GEMM_CASE(32, 16) EVO_GEMM_CASE(32, 32) EVO_GEMM_CASE(32, 64)
+    EVO_GEMM_CASE(64, 16) EVO_GEMM_CASE(64, 32) EVO_GEMM_CASE(64, 64)
+#undef EVO_GEMM_CASE
+    // Any other tile is a caller's bug (cuda/backend.go only passes these);
+    // the output is left unwritten, which the conformance tests catch.
 }
 EVO_KERNELS(gemm_strided);

@@ -65,11 +65,11 @@ EVO_BODY(max_pool_fwd) {
 EVO_KERNELS(max_pool_fwd);
 
 // max_pool_bwd: dx[(iy,ix)] += dy of every output whose window's first
-// maximum (row-major) is (iy, ix). Matches nets.RefMaxPoolBackward,
-// adding in its (oy, ox) order.
+// maximum (row-major) is (iy, ix) (with set, the sum starts from 0 instead
+// of dx). Matches nets.RefMaxPoolBackward, adding in its (oy, ox) order.
 #define EVO_PARAMS_max_pool_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
     X(float* __restrict__, dx) X(int, planes) X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) \
-    X(int, pad)
+    X(int, pad) X(int, set)
 EVO_BODY(max_pool_bwd) {
     EVO_UNPACK(max_pool_bwd);
     EVO_GFOR(i, (long long)planes * H * W, g) {
@@ -81,7 +81,7 @@ EVO_BODY(max_pool_bwd) {
         int oy0, oy1, ox0, ox1;
         evo_pool_outputs(iy, OH, k, stride, pad, &oy0, &oy1);
         evo_pool_outputs(ix, OW, k, stride, pad, &ox0, &ox1);
-        float v = dx[i];
+        float v = set ? 0.0f : dx[i];
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++) {
                 int y0, y1, x0, x1;
@@ -114,9 +114,10 @@ EVO_BODY(avg_pool_fwd) {
 EVO_KERNELS(avg_pool_fwd);
 
 // avg_pool_bwd: dx[(iy,ix)] += dy / window size for every output whose
-// clipped window holds (iy, ix). Matches nets.RefAvgPoolBackward.
+// clipped window holds (iy, ix) (with set, from 0 instead of dx). Matches
+// nets.RefAvgPoolBackward.
 #define EVO_PARAMS_avg_pool_bwd(X) X(const float* __restrict__, dy) X(float* __restrict__, dx) X(int, planes) \
-    X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
+    X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, set)
 EVO_BODY(avg_pool_bwd) {
     EVO_UNPACK(avg_pool_bwd);
     EVO_GFOR(i, (long long)planes * H * W, g) {
@@ -126,7 +127,7 @@ EVO_BODY(avg_pool_bwd) {
         int oy0, oy1, ox0, ox1;
         evo_pool_outputs(iy, OH, k, stride, pad, &oy0, &oy1);
         evo_pool_outputs(ix, OW, k, stride, pad, &ox0, &ox1);
-        float v = dx[i];
+        float v = set ? 0.0f : dx[i];
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++) {
                 int y0, y1, x0, x1;

@@ -34,7 +34,7 @@ func TestCPUAttentionMatchesRef(t *testing.T) {
 		cpuAttentionBackward(got)
 		for name, pair := range map[string][2][]float32{"out": {want.Out, got.Out}, "dx": {want.DIn[0], got.DIn[0]}} {
 			for i := range pair[0] {
-				if d := math.Abs(float64(pair[0][i] - pair[1][i])); d > 1e-4+1e-4*math.Abs(float64(pair[0][i])) {
+				if d := math.Abs(float64(pair[0][i] - pair[1][i])); !(d <= 1e-4+1e-4*math.Abs(float64(pair[0][i]))) {
 					t.Fatalf("%v heads %d: %s[%d] = %g, reference %g", c.in, c.heads, name, i, pair[1][i], pair[0][i])
 				}
 			}

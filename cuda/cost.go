@@ -1,0 +1,225 @@
+package cuda
+
+import "strings"
+
+// Cost is what one launch does, for profiles and the population
+// benchmark's roofline figures: Bytes is its compulsory memory traffic
+// (every tensor element it reads or writes, once; an element updated in
+// place counts twice, so a backward kernel's set flag, store instead of
+// add, saves a read), a lower bound of what the memory system moves;
+// FLOPs counts a multiply-add as 2 and is only given for the products
+// (GEMM and convolutions), like the CPU op table. Zero means unknown.
+type Cost struct {
+	Bytes, FLOPs int64
+}
+
+// Add returns the sum of c and o.
+func (c Cost) Add(o Cost) Cost { return Cost{Bytes: c.Bytes + o.Bytes, FLOPs: c.FLOPs + o.FLOPs} }
+
+// LaunchCost is the Cost of a launch of kernel (a plain kernel, not
+// NAME_grouped: a grouped launch costs the sum of its instances) with the
+// given grid and arguments, as the backend passes them. A kernel it does not
+// know, or arguments of unexpected types, cost zero (unknown).
+func LaunchCost(kernel string, grid Dim3, args []any) Cost {
+	f := costFunc(kernel)
+	if f == nil {
+		return Cost{}
+	}
+	bad := false
+	c := f(costArgs{args: args, bad: &bad}, grid)
+	if bad || c.Bytes < 0 || c.FLOPs < 0 {
+		return Cost{}
+	}
+	return c
+}
+
+// costFunc is kernel's entry of costFuncs (nil: none); attention's
+// head-size variants attention_*_d<cap> share one.
+func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
+	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") {
+		kernel = kernel[:i]
+	}
+	return costFuncs[kernel]
+}
+
+// costArgs reads a launch's integer arguments by position; bad is set when
+// one is missing or not an integer.
+type costArgs struct {
+	args []any
+	bad  *bool
+}
+
+// i is argument k as an integer (int32, uint32 or int64); anything else
+// marks the arguments bad.
+func (a costArgs) i(k int) int64 {
+	if k < len(a.args) {
+		switch v := a.args[k].(type) {
+		case int32:
+			return int64(v)
+		case uint32:
+			return int64(v)
+		case int64:
+			return v
+		}
+	}
+	*a.bad = true
+	return 0
+}
+
+const f32 = 4 // bytes per float
+
+// costFuncs gives each kernel's cost from its arguments (positions as in
+// the kernel's EVO_PARAMS list in kernels/*.cu).
+var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
+	// Element-wise: x, y, n and friends.
+	"relu_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2)} },
+	"relu_bwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (4 - a.i(4)) * f32 * a.i(3)} }, // x, dy, dx += (or =)
+	"add2_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(3)} },
+	"add_acc":    func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(2)} },
+	"fill_f32":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2)} },
+	"reduce_sum": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(1)} },
+	"sumsq_partial": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * a.i(1)}
+	},
+	"concat_copy": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(3)} },
+	"concat_bwd":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (3 - a.i(6)) * f32 * a.i(2) * a.i(3)} },
+	"global_avg_pool_fwd": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * a.i(2) * (a.i(3) + 1)}
+	},
+	"global_avg_pool_bwd": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(4))*a.i(3) + 1)}
+	},
+	// planes, h, w, oh, ow at 2..6.
+	"strided_gather":      func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(5) * a.i(6)} },
+	"strided_scatter_add": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(2) * a.i(5) * a.i(6)} },
+	"linear_bias_rows": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * (a.i(2)*a.i(3) + a.i(3))}
+	},
+	"linear_bias_grad": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * (a.i(2)*a.i(3) + 2*a.i(3))}
+	},
+	"softmax_xent": func(a costArgs, _ Dim3) Cost {
+		n, cl := a.i(2), a.i(3)
+		return Cost{Bytes: f32 * (2*n*cl + 4*n)}
+	},
+	// Pools: planes, H, W, OH, OW at 2..6 (max_pool_bwd: at 3..7, after x, dy, dx).
+	"max_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
+	"max_pool_bwd": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * a.i(3) * ((3-a.i(11))*a.i(4)*a.i(5) + a.i(6)*a.i(7))} // x, dx += (or =), dy
+	},
+	"avg_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
+	"avg_pool_bwd": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(10))*a.i(3)*a.i(4) + a.i(5)*a.i(6))} // dx += (or =), dy
+	},
+	// Batch norm: N, C, HW after the pointers.
+	"bn_stats": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(4)*a.i(5)*a.i(6) + 6*a.i(5))} },
+	"bn_apply": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (2*a.i(6)*a.i(7)*a.i(8) + 4*a.i(7))} },
+	"bn_bwd_reduce": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * (2*a.i(6)*a.i(7)*a.i(8) + 6*a.i(7))}
+	},
+	"bn_bwd_dx": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * ((4-a.i(9))*a.i(6)*a.i(7)*a.i(8) + 5*a.i(7))}
+	},
+	// Convolutions: x|dy, w|dy, y|dx|dw, then N, C, H, W, K, OH, OW, k,
+	// stride, pad, dil, groups (depthwise forward: no N, grid.z is N; no
+	// groups, it is C).
+	"conv2d_fwd": func(a costArgs, _ Dim3) Cost {
+		g := convCostGeom(a, 3, -1, 0)
+		return Cost{Bytes: f32 * (g.in + g.w + g.out), FLOPs: g.flops}
+	},
+	"conv2d_fwd_depthwise": func(a costArgs, grid Dim3) Cost {
+		g := convCostGeom(a, 3, int64(grid.Z), -1)
+		return Cost{Bytes: f32 * (g.in + g.w + g.out), FLOPs: g.flops}
+	},
+	"conv2d_bwd_data": func(a costArgs, _ Dim3) Cost {
+		g := convCostGeom(a, 3, -1, 0)
+		return Cost{Bytes: f32 * ((2-a.i(15))*g.in + g.w + g.out), FLOPs: g.flops} // dx += (or = with set)
+	},
+	"conv2d_bwd_weight": func(a costArgs, _ Dim3) Cost {
+		g := convCostGeom(a, 3, -1, 0)
+		return Cost{Bytes: f32 * (g.in + 2*g.w + g.out), FLOPs: g.flops} // dw +=
+	},
+	"gemm_strided": gemmCost,
+	// Attention (x, y, lse, dy, delta, C, P, heads; grid.z is N): the
+	// forward's two P x P x C products (as the op table counts them); the
+	// dq kernel recomputes the scores and dP and adds dS K (three), the
+	// dk/dv kernel the same two and dK, dV (four). x holds Q, K and V.
+	"attention_fwd": func(a costArgs, grid Dim3) Cost {
+		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
+		return Cost{Bytes: f32 * n * (4*c*pp + 2*h*pp), FLOPs: 4 * n * pp * pp * c}
+	},
+	"attention_bwd_dq": func(a costArgs, grid Dim3) Cost {
+		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
+		return Cost{Bytes: f32 * n * (6*c*pp + 2*h*pp), FLOPs: 6 * n * pp * pp * c}
+	},
+	"attention_bwd_dkdv": func(a costArgs, grid Dim3) Cost {
+		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
+		return Cost{Bytes: f32 * n * (8*c*pp + 2*h*pp), FLOPs: 8 * n * pp * pp * c}
+	},
+	// The population step's own kernels (kernels/sched.cu).
+	"gather_batch_sched": func(a costArgs, _ Dim3) Cost {
+		px := a.i(5) * a.i(6) * a.i(7) * a.i(8)
+		return Cost{Bytes: px*(1+f32) + a.i(5)*(1+f32)} // uint8 pixels in, floats out, labels
+	},
+	"gather_batch": func(a costArgs, _ Dim3) Cost {
+		px := a.i(3) * a.i(4) * a.i(5) * a.i(6)
+		return Cost{Bytes: px*(1+f32) + a.i(3)*(1+f32)}
+	},
+	"loss_log":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(1) + 1)} },
+	"count_log": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(1) + 1)} },
+	"sgd_update_sched": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: 5 * f32 * a.i(3)} // w and mom read and written, grad read
+	},
+	"sgd_update":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 5 * f32 * a.i(3)} },
+	"counter_add": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32} },
+}
+
+type convGeomCost struct{ in, w, out, flops int64 }
+
+// convCostGeom reads a convolution's geometry from its arguments, which
+// start at position at with N (or, when n >= 0, without N, which is n),
+// and its groups after dil (or, when groups < 0, depthwise: groups = C).
+func convCostGeom(a costArgs, at int, n int64, groups int) convGeomCost {
+	k := at
+	if n < 0 {
+		n = a.i(k)
+		k++
+	}
+	c, h, w, kk, oh, ow, ks := a.i(k), a.i(k+1), a.i(k+2), a.i(k+3), a.i(k+4), a.i(k+5), a.i(k+6)
+	g := c
+	if groups >= 0 {
+		g = a.i(k + 10)
+	}
+	if g <= 0 {
+		g = 1
+	}
+	taps := (c / g) * ks * ks
+	return convGeomCost{in: n * c * h * w, w: kk * taps, out: n * kk * oh * ow, flops: 2 * n * kk * oh * ow * taps}
+}
+
+// gemmCost: C[b] (+)= sum over R of A B with M, N, K, R first; batch is
+// grid.z. An operand with zero batch (and R) stride is read once; C with a
+// zero batch stride is the one product all batches add into.
+func gemmCost(a costArgs, grid Dim3) Cost {
+	m, n, k, r := a.i(0), a.i(1), a.i(2), a.i(3)
+	sab, sar, sbb, sbr, scb, acc := a.i(5), a.i(6), a.i(10), a.i(11), a.i(15), a.i(18)
+	z := int64(max(grid.Z, 1))
+	times := func(sb, sr int64) int64 {
+		t := int64(1)
+		if sb != 0 {
+			t *= z
+		}
+		if sr != 0 {
+			t *= r
+		}
+		return t
+	}
+	cOut := m * n
+	if scb != 0 {
+		cOut *= z
+	}
+	if acc != 0 {
+		cOut *= 2
+	}
+	return Cost{Bytes: f32 * (m*k*times(sab, sar) + k*n*times(sbb, sbr) + cOut), FLOPs: 2 * m * n * k * r * z}
+}
