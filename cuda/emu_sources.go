@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "774bbed9df1ed35d3339bb4cf307aa4aaf8d1f0605fdd48b3b99e261ee2b7e61"
+const emuSourcesDigest = "792b9863dcd60eef1005599b39eb2fd727845f8732ed40205a937d2fd5435fbd"

@@ -169,6 +169,36 @@ func TestEmuSharedMemoryRefilledPerBlock(t *testing.T) {
 	}
 }
 
+// TestEmuSharedMemoryRefilledGrouped: a grouped launch's blocks, of every
+// instance, also start with their body's static arrays refilled.
+func TestEmuSharedMemoryRefilledGrouped(t *testing.T) {
+	d := newTestEmulator(t)
+	const threads = 64
+	grids := []int{2, 3}
+	var ls []GroupLaunch
+	var outs []DevicePtr
+	for _, b := range grids {
+		p := emuAllocZero(t, d, b*threads)
+		outs = append(outs, p)
+		ls = append(ls, GroupLaunch{Grid: Dim3{X: b}, Args: []any{p}})
+	}
+	table, blobs, total, err := BuildGroup(ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, bp := uploadBytes(t, d, table), uploadBytes(t, d, blobs)
+	if err := d.Launch("evoemu_uninit_g_grouped", Dim3{X: total}, Dim3{X: threads}, 0, 0, tp, int32(len(ls)), bp); err != nil {
+		t.Fatal(err)
+	}
+	for k, p := range outs {
+		for i, v := range emuDownloadInt32(t, d, p, grids[k]*threads) {
+			if v != -1 {
+				t.Fatalf("instance %d block %d thread %d read %#x before any write, want 0xffffffff", k, i/threads, i%threads, uint32(v))
+			}
+		}
+	}
+}
+
 func TestEmuDynamicShared(t *testing.T) {
 	d := newTestEmulator(t)
 	rng := rand.New(rand.NewSource(3))

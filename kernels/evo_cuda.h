@@ -110,8 +110,7 @@ static __device__ __forceinline__ float evo_block_sum(float v, float* scratch) {
 //
 // Emulator note: a body's static __shared__ arrays are refilled with NaN at
 // each block of the plain kernel (which is registered right after the body)
-// but not of NAME_grouped; the body and its barriers are the same code, so
-// the plain kernel's checks cover both.
+// and of NAME_grouped (which the emulator gives its twin's arrays).
 
 // evo_grid is a block's virtual blockIdx (bx, by, bz) and gridDim (gx, gy,
 // gz).

@@ -218,8 +218,10 @@ std::once_flag ranges_once;
 bool ranges_ordered;
 
 // compute_ranges gives each kernel the bytes between the previous kernel's
-// marker and its own. If the markers are not in source order (a compiler
-// that ignores no_reorder), every kernel poisons the whole span instead.
+// marker and its own; NAME_grouped (EVO_KERNELS registers it right after
+// NAME, and both run NAME's body) gets NAME's range. If the markers are not
+// in source order (a compiler that ignores no_reorder), every kernel
+// poisons the whole span instead.
 void compute_ranges() {
     auto& r = registry();
     bool ordered = true;
@@ -232,14 +234,22 @@ void compute_ranges() {
     }
     ranges_ordered = ordered;
     prev = 0;
-    for (auto& e : r) {
-        if (ordered) {
-            e.lo = prev + 1;
-            e.hi = e.mark;
-            prev = e.mark;
-        } else {
+    static const std::string grouped = "_grouped";
+    for (std::size_t i = 0; i < r.size(); i++) {
+        Entry& e = r[i];
+        if (!ordered) {
             e.lo = lo;
             e.hi = hi;
+            continue;
+        }
+        e.lo = prev + 1;
+        e.hi = e.mark;
+        prev = e.mark;
+        const std::string& n = e.name;
+        if (i > 0 && n.size() > grouped.size() && n.compare(n.size() - grouped.size(), grouped.size(), grouped) == 0 &&
+            r[i - 1].name == n.substr(0, n.size() - grouped.size())) {
+            e.lo = r[i - 1].lo;
+            e.hi = r[i - 1].hi;
         }
     }
 }

@@ -67,6 +67,20 @@ extern "C" __global__ void evoemu_uninit(int* __restrict__ out, int* __restrict_
 }
 EVO_REGISTER(evoemu_uninit);
 
+// evoemu_uninit_g: evoemu_uninit's static half written once as a body, so
+// that its grouped twin evoemu_uninit_g_grouped shows whether grouped
+// blocks get the refill too. out[b*blockDim.x + t] for virtual block b.
+#define EVO_PARAMS_evoemu_uninit_g(X) X(int* __restrict__, out)
+EVO_BODY(evoemu_uninit_g) {
+    EVO_UNPACK(evoemu_uninit_g);
+    __shared__ int s[64];
+    const int t = threadIdx.x;
+    out[(long long)g.bx * blockDim.x + t] = s[t];
+    __syncthreads();
+    s[t] = 7;
+}
+EVO_KERNELS(evoemu_uninit_g);
+
 // evoemu_warp: per warp, the sum of x by xor shuffles and by down shuffles
 // (sumXor for every lane, sumDown for lane 0), the ballot of x > 0, and
 // any/all of x > 0 packed as any + 2*all.
