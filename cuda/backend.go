@@ -367,6 +367,14 @@ func (c *call) ew(kernel string, n int, args ...any) {
 }
 
 func i32(v int) int32 { return int32(v) }
+
+// boolArg is a kernel's int flag argument.
+func boolArg(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
 func i64(v int) int64 { return int64(v) }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -383,6 +391,8 @@ type gemmArgs struct {
 	C                  DevicePtr
 	scb, scm, scn      int
 	accumulate         bool
+	reluB              bool      // read max(B, 0): a ReLU folded in front of the product
+	mask               DevicePtr // laid out as C: zero each product where mask <= 0 (the ReLU's backward)
 }
 
 func (c *call) gemm(g gemmArgs) { c.gemmTiled(g, gemmTile(g.M), gemmTile(g.N)) }
@@ -409,7 +419,7 @@ func (c *call) gemmTiled(g gemmArgs, tm, tn int) {
 		i32(g.M), i32(g.N), i32(g.K), i32(max(g.R, 1)),
 		g.A, i64(g.sab), i64(g.sar), i32(g.sam), i32(g.sak),
 		g.B, i64(g.sbb), i64(g.sbr), i32(g.sbk), i32(g.sbn),
-		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc, i32(tm), i32(tn))
+		g.C, i64(g.scb), i32(g.scm), i32(g.scn), acc, i32(tm), i32(tn), boolArg(g.reluB), g.mask)
 }
 
 // gemmTile is gemm_strided's tile side for a product dimension of n: the
@@ -447,6 +457,19 @@ type opTensors struct {
 	// garbage), so the backward stores into it instead of adding; only for
 	// ops where Overwrites holds. nil: add into every din.
 	fresh []bool
+	// reluIn: in[0] is the input of a ReLU folded into this op (a
+	// convolution; population training folds a ReLU whose consumers are all
+	// convolutions): the op reads max(in[0], 0), and din[0] is the ReLU
+	// input's gradient, which gets the op's gradient where in[0] > 0.
+	reluIn bool
+}
+
+// mask is the data gradient's mask for a folded ReLU (0: none).
+func (t *opTensors) mask() DevicePtr {
+	if t.reluIn {
+		return t.in[0].Ptr
+	}
+	return 0
 }
 
 // set is the kernels' set flag for din[k] (1: store, 0: add).
@@ -559,7 +582,7 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	in, params, out := t.in, t.params, t.out
 	switch op {
 	case nets.OpConv:
-		c.convForward(a, in[0], params[0], out)
+		c.convForward(a, in[0], params[0], out, t.reluIn)
 	case nets.OpBatchNorm:
 		c.bnForward(a, in[0], params, t.bufs, t.saved, out)
 	case nets.OpReLU:
@@ -611,7 +634,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	in, params, dout, din, dparams := t.in, t.params, t.dout, t.din, t.dparams
 	switch op {
 	case nets.OpConv:
-		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0], t.set(0))
+		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0], t.set(0), t.reluIn, t.mask())
 	case nets.OpBatchNorm:
 		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams, t.set(0))
 	case nets.OpReLU:
@@ -692,7 +715,8 @@ func depthwiseShared(at nets.Attr) int {
 // maxDynamicShared is what a kernel may use without opting in to more.
 const maxDynamicShared = 48 << 10
 
-func (c *call) convForward(a *nets.Args, x, w, y Tensor) {
+// convForward computes y from x (from max(x, 0) with relu).
+func (c *call) convForward(a *nets.Args, x, w, y Tensor, relu bool) {
 	is, os, at := a.InShape[0], a.OutShape, a.Attr
 	switch {
 	case isPointwise(a):
@@ -700,18 +724,20 @@ func (c *call) convForward(a *nets.Args, x, w, y Tensor) {
 		c.gemm(gemmArgs{M: os.C, N: hw, K: is.C, batch: a.N,
 			A: w.Ptr, sam: is.C, sak: 1,
 			B: x.Ptr, sbb: is.C * hw, sbk: hw, sbn: 1,
-			C: y.Ptr, scb: os.C * hw, scm: hw, scn: 1})
+			C: y.Ptr, scb: os.C * hw, scm: hw, scn: 1, reluB: relu})
 	case at.Groups == is.C && depthwiseShared(at) <= maxDynamicShared:
 		tiles := ceilDiv(os.W, 16) * ceilDiv(os.H, 16)
 		c.launch("conv2d_fwd_depthwise", Dim3{X: tiles, Y: os.C, Z: a.N}, Dim3{X: 16, Y: 16}, depthwiseShared(at),
 			x.Ptr, w.Ptr, y.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.C), i32(os.H), i32(os.W),
-			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation))
+			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), boolArg(relu))
 	default:
-		c.ew("conv2d_fwd", y.Len, append([]any{x.Ptr, w.Ptr, y.Ptr}, convGeom(a)...)...)
+		c.ew("conv2d_fwd", y.Len, append(append([]any{x.Ptr, w.Ptr, y.Ptr}, convGeom(a)...), boolArg(relu))...)
 	}
 }
 
-func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32) {
+// convBackward adds (stores, with set) dx and adds dw. With relu the
+// forward read max(x, 0): dw uses that, and dx is masked by mask (x).
+func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, relu bool, mask DevicePtr) {
 	is, os, at := a.InShape[0], a.OutShape, a.Attr
 	if isPointwise(a) {
 		hw := is.H * is.W
@@ -719,18 +745,18 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32) {
 			c.gemm(gemmArgs{M: is.C, N: hw, K: os.C, batch: a.N,
 				A: w.Ptr, sam: 1, sak: is.C,
 				B: dy.Ptr, sbb: os.C * hw, sbk: hw, sbn: 1,
-				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: set == 0})
+				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: set == 0, mask: mask})
 		}
 		if dw.Len > 0 {
 			c.gemm(gemmArgs{M: os.C, N: is.C, K: hw, R: a.N, batch: 1,
 				A: dy.Ptr, sar: os.C * hw, sam: hw, sak: 1,
 				B: x.Ptr, sbr: is.C * hw, sbk: 1, sbn: hw,
-				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true})
+				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true, reluB: relu})
 		}
 		return
 	}
 	if dx.Len > 0 {
-		c.ew("conv2d_bwd_data", dx.Len, append(append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...), set)...)
+		c.ew("conv2d_bwd_data", dx.Len, append(append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...), set, mask)...)
 	}
 	if dw.Len > 0 {
 		// One block per filter reduces over the whole batch; with few
@@ -740,7 +766,8 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32) {
 		// filters) 35% slower, hence about 256 blocks in all.
 		filters := os.C * (is.C / at.Groups)
 		split := max(min(ceilDiv(256, filters), a.N, 16), 1)
-		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: split}, Dim3{X: 256}, 0, append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...)...)
+		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: split}, Dim3{X: 256}, 0,
+			append(append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...), boolArg(relu))...)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/naturecast/evosearch/nets"
@@ -279,5 +280,82 @@ func TestBackendOverwrite(t *testing.T) {
 	a := opArgs(t, nets.OpFactReduce, nets.Attr{Out: 4}, []nets.Shape{{C: 2, H: 4, W: 4}}, 1, 1)
 	if err := b.BackwardOverwriteErr(nets.OpFactReduce, a, []bool{true}); !errors.Is(err, ErrArgs) {
 		t.Errorf("factorized reduce: %v, want ErrArgs", err)
+	}
+}
+
+// TestConvFoldedReLU: a convolution with a ReLU folded in (opTensors.reluIn,
+// as population training runs it) computes what the CPU reference does for
+// ReLU then convolution: the output, the weight gradient, and the gradient
+// of the ReLU's input (the convolution's masked by x > 0), stored when
+// fresh and added otherwise.
+func TestConvFoldedReLU(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	for i, at := range []nets.Attr{
+		{Out: 5, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1},           // pointwise: the GEMM
+		{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Groups: 4},   // depthwise
+		{Out: 3, Kernel: 3, Stride: 2, Pad: 2, Dilation: 2, Groups: 1},   // general
+		{Out: 4, Kernel: 5, Stride: 1, Pad: 20, Dilation: 10, Groups: 4}, // depthwise too large for shared memory: general
+	} {
+		for _, fresh := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%+v/fresh=%v", at, fresh), func(t *testing.T) {
+				in := []nets.Shape{{C: 4, H: 6, W: 7}}
+				if at.Groups == 1 && at.Kernel == 1 {
+					in[0].C = 3
+				}
+				want := opArgs(t, nets.OpConv, at, in, 2, uint64(200+i))
+				x := slices.Clone(want.In[0])
+				dx0, dw0 := slices.Clone(want.DIn[0]), slices.Clone(want.DParams[0])
+				// Reference: r = relu(x); conv(r); dr = conv backward into
+				// zero; dx = dx0 (or 0 when fresh) + dr where x > 0.
+				r := make([]float32, len(x))
+				for e, v := range x {
+					r[e] = max(v, 0)
+				}
+				want.In[0] = r
+				nets.Ref{}.Forward(nets.OpConv, want)
+				dr := make([]float32, len(x))
+				want.DIn[0] = dr
+				nets.Ref{}.Backward(nets.OpConv, want)
+				wantDx := make([]float32, len(x))
+				for e := range x {
+					if !fresh {
+						wantDx[e] = dx0[e]
+					}
+					if x[e] > 0 {
+						wantDx[e] += dr[e]
+					}
+				}
+				gotOut := make([]float32, len(want.Out))
+				gotDx := slices.Clone(dx0)
+				if fresh {
+					for e := range gotDx {
+						gotDx[e] = float32(math.NaN())
+					}
+				}
+				gotDw := dw0
+				a := cloneArgs(want)
+				a.In[0] = x
+				err := b.run(func(c *call) {
+					tx, tw, tdx, tdw := c.up(x), c.up(a.Params[0]), c.up(gotDx), c.up(gotDw)
+					ty, tdy := c.alloc(len(gotOut)), c.up(a.DOut)
+					fw := &opTensors{in: []Tensor{tx}, params: []Tensor{tw}, out: ty, reluIn: true}
+					c.launchForward(nets.OpConv, a, fw)
+					bw := &opTensors{in: []Tensor{tx}, params: []Tensor{tw}, dout: tdy, din: []Tensor{tdx}, dparams: []Tensor{tdw},
+						fresh: []bool{fresh}, reluIn: true}
+					c.launchBackward(nets.OpConv, a, bw)
+					c.down(ty, gotOut)
+					c.down(tdx, gotDx)
+					c.down(tdw, gotDw)
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				closeTo(t, "out", want.Out, gotOut)
+				closeTo(t, "d input", wantDx, gotDx)
+				// want.DParams[0] started from the same values and was added into.
+				closeTo(t, "d weight", want.DParams[0], gotDw)
+			})
+		}
 	}
 }

@@ -66,6 +66,21 @@ func (a costArgs) i(k int) int64 {
 	return 0
 }
 
+// set is 1 when argument k is a non-null device pointer, else 0 (a missing
+// argument marks the arguments bad).
+func (a costArgs) set(k int) int64 {
+	if k < len(a.args) {
+		if p, ok := a.args[k].(DevicePtr); ok {
+			if p != 0 {
+				return 1
+			}
+			return 0
+		}
+	}
+	*a.bad = true
+	return 0
+}
+
 const f32 = 4 // bytes per float
 
 // costFuncs gives each kernel's cost from its arguments (positions as in
@@ -133,7 +148,8 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	},
 	"conv2d_bwd_data": func(a costArgs, _ Dim3) Cost {
 		g := convCostGeom(a, 3, -1, 0)
-		return Cost{Bytes: f32 * ((2-a.i(15))*g.in + g.w + g.out), FLOPs: g.flops} // dx += (or = with set)
+		// dx += (or = with set); a mask (a folded ReLU's input) is read too
+		return Cost{Bytes: f32 * ((2-a.i(15)+a.set(16))*g.in + g.w + g.out), FLOPs: g.flops}
 	},
 	"conv2d_bwd_weight": func(a costArgs, _ Dim3) Cost {
 		g := convCostGeom(a, 3, -1, 0)
@@ -214,12 +230,13 @@ func gemmCost(a costArgs, grid Dim3) Cost {
 		}
 		return t
 	}
-	cOut := m * n
+	cSize := m * n
 	if scb != 0 {
-		cOut *= z
+		cSize *= z
 	}
+	cOut := cSize * (1 + a.set(22)) // written, and the mask (laid out as C) read
 	if acc != 0 {
-		cOut *= 2
+		cOut += cSize // read before the add
 	}
 	return Cost{Bytes: f32 * (m*k*times(sab, sar) + k*n*times(sbb, sbr) + cOut), FLOPs: 2 * m * n * k * r * z}
 }

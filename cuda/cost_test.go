@@ -100,11 +100,11 @@ func TestLaunchCostExact(t *testing.T) {
 		// A 16x16 weight gradient of a pointwise conv: R = 4 samples of 64
 		// positions in each of 2 split slices, all adding into one C.
 		{"gemm_strided", Dim3{X: 1, Y: 1, Z: 2}, []any{i32(16), i32(16), i32(64), i32(4), p, i64(4 * 16 * 64), i64(16 * 64), i32(64), i32(1),
-			p, i64(4 * 16 * 64), i64(16 * 64), i32(1), i32(64), p, i64(0), i32(16), i32(1), i32(2), i32(16), i32(16)},
+			p, i64(4 * 16 * 64), i64(16 * 64), i32(1), i32(64), p, i64(0), i32(16), i32(1), i32(2), i32(16), i32(16), i32(0), DevicePtr(0)},
 			Cost{Bytes: 4 * (16*64*8 + 16*64*8 + 2*256), FLOPs: 2 * 16 * 16 * 64 * 4 * 2}},
 		// Forward of the same conv over 3 samples: W read once.
 		{"gemm_strided", Dim3{X: 1, Y: 1, Z: 3}, []any{i32(16), i32(64), i32(16), i32(1), p, i64(0), i64(0), i32(16), i32(1),
-			p, i64(16 * 64), i64(0), i32(64), i32(1), p, i64(16 * 64), i32(64), i32(1), i32(0), i32(16), i32(64)},
+			p, i64(16 * 64), i64(0), i32(64), i32(1), p, i64(16 * 64), i32(64), i32(1), i32(0), i32(16), i32(64), i32(1), DevicePtr(0)},
 			Cost{Bytes: 4 * (256 + 3*16*64 + 3*16*64), FLOPs: 2 * 16 * 64 * 16 * 3}},
 		{"no_such_kernel", Dim3{X: 1}, []any{p}, Cost{}},
 		{"relu_fwd", Dim3{X: 1}, []any{p, p}, Cost{}},             // an argument missing: unknown

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "792b9863dcd60eef1005599b39eb2fd727845f8732ed40205a937d2fd5435fbd"
+const emuSourcesDigest = "ef4439f31d60175beef16774ffe1b4b998d04275eb5b79deabb7ea6aebc4c5c8"

@@ -267,24 +267,24 @@ var groupCases = map[string]gcase{
 		m, n, k, b := 70, 5, 20, 2
 		i1 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64), Z: b}, bufs: bufs(rnd(r, b*m*k), rnd(r, b*k*n), poison(b*m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(m * k), i64(0), i32(k), i32(1),
-				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(m * n), i32(n), i32(1), i32(0), i32(32), i32(16)}}
+				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(m * n), i32(n), i32(1), i32(0), i32(32), i32(16), i32(1), nullArg}}
 		i1.grid = Dim3{X: ceilDiv(n, 16), Y: ceilDiv(m, 32), Z: b}
 		// Transposed operands, a second reduction axis R, added into C.
 		m, n, k, rr := 3, 66, 17, 3
-		i2 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64)}, bufs: bufs(rnd(r, rr*k*m), rnd(r, rr*n*k), rnd(r, m*n)),
+		i2 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64)}, bufs: bufs(rnd(r, rr*k*m), rnd(r, rr*n*k), rnd(r, m*n), rnd(r, m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(rr), bref(0), i64(0), i64(k * m), i32(1), i32(m),
-				bref(1), i64(0), i64(n * k), i32(1), i32(k), bref(2), i64(0), i32(n), i32(1), i32(1), i32(16), i32(64)}}
+				bref(1), i64(0), i64(n * k), i32(1), i32(k), bref(2), i64(0), i32(n), i32(1), i32(1), i32(16), i32(64), i32(0), bref(3)}}
 		i2.grid = Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 16)}
 		// A reduction split over grid.z into one C with atomics.
 		m, n, k, z := 4, 6, 9, 3
 		i3 := ginst{grid: Dim3{X: 1, Y: 1, Z: z}, bufs: bufs(rnd(r, z*m*k), rnd(r, z*k*n), rnd(r, m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(m * k), i64(0), i32(k), i32(1),
-				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(2), i32(16), i32(16)}}
+				bref(1), i64(k * n), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(2), i32(16), i32(16), i32(1), nullArg}}
 		// The largest tile.
 		m, n, k = 65, 70, 33
 		i4 := ginst{grid: Dim3{X: ceilDiv(n, 64), Y: ceilDiv(m, 64)}, bufs: bufs(rnd(r, m*k), rnd(r, k*n), poison(m*n)),
 			args: []any{i32(m), i32(n), i32(k), i32(1), bref(0), i64(0), i64(0), i32(k), i32(1),
-				bref(1), i64(0), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(0), i32(64), i32(64)}}
+				bref(1), i64(0), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(0), i32(64), i32(64), i32(0), nullArg}}
 		return []ginst{i1, i2, i3, i4}
 	}},
 	"linear_bias_rows": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
@@ -304,11 +304,11 @@ var groupCases = map[string]gcase{
 	}},
 	"conv2d_fwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range convShapes {
+		for i, s := range convShapes {
 			oh, ow := s.out()
 			n := s.N * s.K * oh * ow
 			out = append(out, ew1(n, bufs(rnd(r, s.N*s.C*s.H*s.W), rnd(r, s.K*s.C/s.groups*s.k*s.k), poison(n)),
-				append([]any{bref(0), bref(1), bref(2)}, s.geom()...)...))
+				append(append([]any{bref(0), bref(1), bref(2)}, s.geom()...), i32(i%2))...))
 		}
 		return out
 	}},
@@ -317,8 +317,12 @@ var groupCases = map[string]gcase{
 		for i, s := range convShapes {
 			oh, ow := s.out()
 			n := s.N * s.C * s.H * s.W
-			out = append(out, ew1(n, bufs(rnd(r, s.N*s.K*oh*ow), rnd(r, s.K*s.C/s.groups*s.k*s.k), rnd(r, n)),
-				append(append([]any{bref(0), bref(1), bref(2)}, s.geom()...), i32(i%2))...))
+			mask := nullArg
+			if i > 0 {
+				mask = bref(3)
+			}
+			out = append(out, ew1(n, bufs(rnd(r, s.N*s.K*oh*ow), rnd(r, s.K*s.C/s.groups*s.k*s.k), rnd(r, n), rnd(r, n)),
+				append(append([]any{bref(0), bref(1), bref(2)}, s.geom()...), i32(i%2), mask)...))
 		}
 		return out
 	}},
@@ -333,7 +337,7 @@ var groupCases = map[string]gcase{
 			filters := s.K * s.C / s.groups
 			out = append(out, ginst{grid: Dim3{X: filters, Y: ys[i]},
 				bufs: bufs(rnd(r, s.N*s.C*s.H*s.W), rnd(r, s.N*s.K*oh*ow), rnd(r, filters*s.k*s.k)),
-				args: append([]any{bref(0), bref(1), bref(2)}, s.geom()...)})
+				args: append(append([]any{bref(0), bref(1), bref(2)}, s.geom()...), i32(i%2))})
 		}
 		return out
 	}},
@@ -344,13 +348,13 @@ var groupCases = map[string]gcase{
 			{N: 1, C: 1, H: 17, W: 4, K: 1, k: 3, stride: 1, pad: 2, dil: 2},
 		}
 		var out []ginst
-		for _, s := range shapes {
+		for i, s := range shapes {
 			oh, ow := s.out()
 			ih := 15*s.stride + (s.k-1)*s.dil + 1
 			out = append(out, ginst{grid: Dim3{X: ceilDiv(ow, 16) * ceilDiv(oh, 16), Y: s.K, Z: s.N}, shared: 4 * (ih*ih + s.k*s.k),
 				bufs: bufs(rnd(r, s.N*s.C*s.H*s.W), rnd(r, s.K*s.k*s.k), poison(s.N*s.K*oh*ow)),
 				args: []any{bref(0), bref(1), bref(2), i32(s.C), i32(s.H), i32(s.W), i32(s.K), i32(oh), i32(ow),
-					i32(s.k), i32(s.stride), i32(s.pad), i32(s.dil)}})
+					i32(s.k), i32(s.stride), i32(s.pad), i32(s.dil), i32(i % 2)}})
 		}
 		return out
 	}},

@@ -82,6 +82,27 @@ func TestConformancePopulation(t *testing.T) {
 	for i, pc := range f.cands {
 		refs[i].steps, refs[i].weights, refs[i].res = cpuReference(t, pc, f.train, f.val)
 	}
+	// The fixture must reach the step's gradient plan: ReLUs folded into
+	// convolutions, gradients their first writer stores, gradients cleared.
+	folded, stored, cleared := 0, 0, 0
+	for _, pc := range f.cands {
+		fold := foldedReLUs(pc.Graph)
+		fresh, clear := gradPlan(pc.Graph, fold)
+		for i := range fold {
+			if fold[i] {
+				folded++
+			}
+			for _, f := range fresh[i] {
+				if f {
+					stored++
+				}
+			}
+		}
+		cleared += len(clear)
+	}
+	if folded == 0 || stored == 0 || cleared == 0 {
+		t.Fatalf("the fixture has %d folded ReLUs, %d stored and %d cleared gradients: want some of each", folded, stored, cleared)
+	}
 	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
 		t.Run(stage.String(), func(t *testing.T) {
 			rs, st, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: stage, KeepWeights: true})

@@ -20,6 +20,13 @@
 // the samples are split over several blocks, across blocks with atomics).
 // 1x1 convolutions use the GEMM for both. Every kernel here also has a
 // grouped variant NAME_grouped (evo_cuda.h, EVO_KERNELS).
+//
+// A ReLU in front of the convolution can be folded in (population training
+// does it when all of a ReLU's consumers are convolutions, so the ReLU's
+// output and its gradient are never stored): with relu, the forward and
+// weight-gradient kernels read max(x, 0) for x; with a non-null mask (the
+// pre-ReLU input), the data gradient is zeroed where mask <= 0 before it is
+// stored or added, which is the ReLU's backward.
 #include "evo_cuda.h"
 
 // conv2d_fwd: y[n,oc,oy,ox] = sum over c in oc's group, ky, kx of
@@ -28,7 +35,7 @@
 // element-wise shape over N*K*OH*OW outputs.
 #define EVO_PARAMS_conv2d_fwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
     X(float* __restrict__, y) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, relu)
 EVO_BODY(conv2d_fwd) {
     EVO_UNPACK(conv2d_fwd);
     const int cg = C / groups, kg = K / groups;
@@ -48,7 +55,8 @@ EVO_BODY(conv2d_fwd) {
                 for (int kx = 0; kx < k; kx++) {
                     const int ix = ox * stride - pad + kx * dil;
                     if (ix < 0 || ix >= W) continue;
-                    s += wk[(ic * k + ky) * k + kx] * xc[iy * W + ix];
+                    const float v = xc[iy * W + ix];
+                    s += wk[(ic * k + ky) * k + kx] * (relu ? fmaxf(v, 0.0f) : v);
                 }
             }
         }
@@ -65,7 +73,7 @@ EVO_KERNELS(conv2d_fwd);
 // (IH*IW + k*k) floats, IH = 15*stride + (k-1)*dil + 1 and IW the same.
 #define EVO_PARAMS_conv2d_fwd_depthwise(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
     X(float* __restrict__, y) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil)
+    X(int, stride) X(int, pad) X(int, dil) X(int, relu)
 EVO_BODY(conv2d_fwd_depthwise) {
     EVO_UNPACK(conv2d_fwd_depthwise);
     extern __shared__ float smem[];
@@ -84,7 +92,8 @@ EVO_BODY(conv2d_fwd_depthwise) {
     for (int e = tid; e < IH * IW; e += T * T) {
         const int ty = e / IW, tx = e % IW;
         const int iy = iy0 + ty, ix = ix0 + tx;
-        tile[e] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
+        const float v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xc[iy * W + ix] : 0.0f;
+        tile[e] = relu ? fmaxf(v, 0.0f) : v;
     }
     for (int e = tid; e < k * k; e += T * T) filt[e] = w[(long long)oc * k * k + e];
     __syncthreads();
@@ -107,7 +116,7 @@ EVO_KERNELS(conv2d_fwd_depthwise);
 // nets.RefConvBackward. Launch: element-wise shape over N*C*H*W inputs.
 #define EVO_PARAMS_conv2d_bwd_data(X) X(const float* __restrict__, dy) X(const float* __restrict__, w) \
     X(float* __restrict__, dx) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, set)
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, set) X(const float* __restrict__, mask)
 EVO_BODY(conv2d_bwd_data) {
     EVO_UNPACK(conv2d_bwd_data);
     const int cg = C / groups, kg = K / groups;
@@ -135,6 +144,7 @@ EVO_BODY(conv2d_bwd_data) {
                 }
             }
         }
+        if (mask && !(mask[i] > 0.0f)) s = 0.0f;
         dx[i] = set ? s : dx[i] + s;
     }
 }
@@ -152,7 +162,7 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
                                                       float* __restrict__ dw, int N, int C, int H, int W, int K,
                                                       int OH, int OW, int k, int stride, int pad, int dil,
                                                       int cg, int oc, int ic, int c, int t0, int n0, int nstep,
-                                                      float* scratch, int* offs) {
+                                                      int relu, float* scratch, int* offs) {
     const int taps = evo_imin(k * k - t0, TMAX);
     for (int t = threadIdx.x; t < taps; t += blockDim.x) {
         offs[2 * t] = ((t0 + t) / k) * dil - pad;
@@ -174,7 +184,10 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
         for (int t = 0; t < TMAX; t++) {
             if (t >= taps) break;
             const int iy = by + offs[2 * t], ix = bx + offs[2 * t + 1];
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) acc[t] += g * xc[iy * W + ix];
+            if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                const float v = xc[iy * W + ix];
+                acc[t] += g * (relu ? fmaxf(v, 0.0f) : v);
+            }
         }
     }
     const int lane = threadIdx.x % EVO_WARP, warp = threadIdx.x / EVO_WARP;
@@ -207,7 +220,7 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
 // each a pass over dy.
 #define EVO_PARAMS_conv2d_bwd_weight(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
     X(float* __restrict__, dw) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil) X(int, groups)
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, relu)
 EVO_BODY(conv2d_bwd_weight) {
     EVO_UNPACK(conv2d_bwd_weight);
     __shared__ float scratch[25 * 32];
@@ -218,14 +231,14 @@ EVO_BODY(conv2d_bwd_weight) {
     const int taps = k * k;
     if (taps == 1) {
         evo_conv_wgrad<1>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, g.by, g.gy,
-                          scratch, offs);
+                          relu, scratch, offs);
     } else if (taps <= 9) {
         evo_conv_wgrad<9>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, 0, g.by, g.gy,
-                          scratch, offs);
+                          relu, scratch, offs);
     } else {
         for (int t0 = 0; t0 < taps; t0 += 25)
             evo_conv_wgrad<25>(x, dy, dw, N, C, H, W, K, OH, OW, k, stride, pad, dil, cg, oc, ic, c, t0, g.by, g.gy,
-                               scratch, offs);
+                               relu, scratch, offs);
     }
 }
 EVO_KERNELS(conv2d_bwd_weight);

@@ -37,6 +37,12 @@
 // for its 16x16 weight gradient) on padding. tm and tn are per launch, so a
 // grouped launch may mix instances of different tiles.
 //
+// Two fusions with a ReLU in front of the product (population training
+// folds a ReLU whose consumers are all convolutions into them): reluB
+// makes the kernel read max(B, 0) instead of B, and a non-null mask, laid
+// out as C, zeroes every product whose mask value is not > 0 (the ReLU's
+// backward) before it is stored or added.
+//
 // Launch: block (16, 16), grid (ceil(N/tn), ceil(M/tm), batches). It has a
 // grouped variant gemm_strided_grouped (evo_cuda.h, EVO_KERNELS).
 #include "evo_cuda.h"
@@ -53,7 +59,8 @@ template <int TM, int TN>
 static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, const float* __restrict__ A,
                                                      long long sar, int sam, int sak, const float* __restrict__ B,
                                                      long long sbr, int sbk, int sbn, float* __restrict__ C, int scm,
-                                                     int scn, int accumulate, int m0, int n0,
+                                                     int scn, int accumulate, int reluB,
+                                                     const float* __restrict__ mask, int m0, int n0,
                                                      float (*As)[EVO_GEMM_TILE + EVO_GEMM_PAD],
                                                      float (*Bs)[EVO_GEMM_TILE + EVO_GEMM_PAD]) {
     constexpr int RI = TM / 16, RJ = TN / 16;
@@ -103,7 +110,9 @@ static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, co
                     kk = e % EVO_GEMM_KS;
                 }
                 const int gn = n0 + nn, gk = k0 + kk;
-                Bs[kk][nn] = (gn < N && gk < K) ? Br[(long long)gk * sbk + (long long)gn * sbn] : 0.0f;
+                float v = (gn < N && gk < K) ? Br[(long long)gk * sbk + (long long)gn * sbn] : 0.0f;
+                if (reluB) v = fmaxf(v, 0.0f);
+                Bs[kk][nn] = v;
             }
             __syncthreads();
 #pragma unroll
@@ -130,9 +139,11 @@ static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, co
         for (int j = 0; j < RJ; j++) {
             const int gn = n0 + tx + 16 * j;
             if (gn >= N) continue;
-            float* c = C + (long long)gm * scm + (long long)gn * scn;
-            if (accumulate == 2) atomicAdd(c, acc[i][j]);
-            else *c = accumulate ? *c + acc[i][j] : acc[i][j];
+            const long long ci = (long long)gm * scm + (long long)gn * scn;
+            float* c = C + ci;
+            const float v = (mask && !(mask[ci] > 0.0f)) ? 0.0f : acc[i][j];
+            if (accumulate == 2) atomicAdd(c, v);
+            else *c = accumulate ? *c + v : v;
         }
     }
 }
@@ -140,7 +151,7 @@ static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, co
 #define EVO_PARAMS_gemm_strided(X) X(int, M) X(int, N) X(int, K) X(int, R) X(const float* __restrict__, A) \
     X(long long, sab) X(long long, sar) X(int, sam) X(int, sak) X(const float* __restrict__, B) \
     X(long long, sbb) X(long long, sbr) X(int, sbk) X(int, sbn) X(float* __restrict__, C) X(long long, scb) \
-    X(int, scm) X(int, scn) X(int, accumulate) X(int, tm) X(int, tn)
+    X(int, scm) X(int, scn) X(int, accumulate) X(int, tm) X(int, tn) X(int, reluB) X(const float* __restrict__, mask)
 EVO_BODY(gemm_strided) {
     EVO_UNPACK(gemm_strided);
     __shared__ float As[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
@@ -149,11 +160,12 @@ EVO_BODY(gemm_strided) {
     A += b * sab;
     B += b * sbb;
     C += b * scb;
+    if (mask) mask += b * scb;
     const int m0 = g.by * tm, n0 = g.bx * tn;
 #define EVO_GEMM_CASE(TM, TN)                                                                                     \
     if (tm == TM && tn == TN) {                                                                                   \
-        evo_gemm_tile<TM, TN>(M, N, K, R, A, sar, sam, sak, B, sbr, sbk, sbn, C, scm, scn, accumulate, m0, n0, As, \
-                              Bs);                                                                                \
+        evo_gemm_tile<TM, TN>(M, N, K, R, A, sar, sam, sak, B, sbr, sbk, sbn, C, scm, scn, accumulate, reluB, mask, \
+                              m0, n0, As, Bs);                                                                    \
         return;                                                                                                   \
     }
     EVO_GEMM_CASE(16, 16) EVO_GEMM_CASE(16, 32) EVO_GEMM_CASE(16, 64)
