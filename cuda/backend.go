@@ -458,9 +458,10 @@ type opTensors struct {
 	// ops where Overwrites holds. nil: add into every din.
 	fresh []bool
 	// reluIn: in[0] is the input of a ReLU folded into this op (a
-	// convolution; population training folds a ReLU whose consumers are all
-	// convolutions): the op reads max(in[0], 0), and din[0] is the ReLU
-	// input's gradient, which gets the op's gradient where in[0] > 0.
+	// convolution or factorized reduce; population training folds a ReLU
+	// whose consumers are all such ops): the op reads max(in[0], 0), and
+	// din[0] is the ReLU input's gradient, which gets the op's gradient
+	// where in[0] > 0.
 	reluIn bool
 }
 
@@ -616,7 +617,7 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpZero:
 		c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
 	case nets.OpFactReduce:
-		c.factReduceForward(a, in[0], params, t.scratch[0], out)
+		c.factReduceForward(a, in[0], params, t.scratch[0], out, t.reluIn)
 	case nets.OpGlobalAvgPool:
 		planes, hw := out.Len, a.InShape[0].H*a.InShape[0].W
 		c.launch("global_avg_pool_fwd", Dim3{X: ceilDiv(planes, 8)}, Dim3{X: 256}, 0, in[0].Ptr, out.Ptr, i32(planes), i32(hw))
@@ -675,7 +676,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpZero:
 		// A constant output has no gradient.
 	case nets.OpFactReduce:
-		c.factReduceBackward(a, in[0], params, t.scratch[0], t.scratch[1], dout, din[0], dparams)
+		c.factReduceBackward(a, in[0], params, t.scratch[0], t.scratch[1], dout, din[0], dparams, t.reluIn, t.mask())
 	case nets.OpGlobalAvgPool:
 		if din[0].Len > 0 {
 			hw := a.InShape[0].H * a.InShape[0].W
@@ -794,17 +795,18 @@ func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, 
 }
 
 // factReduceGather copies part p's stride-2 samples of x (offset p) into
-// xs, [N][C][H/2][W/2], for the GEMM.
-func (c *call) factReduceGather(a *nets.Args, x, xs Tensor, part int) {
+// xs, [N][C][H/2][W/2], for the GEMM (of max(x, 0) with relu).
+func (c *call) factReduceGather(a *nets.Args, x, xs Tensor, part int, relu bool) {
 	is, os := a.InShape[0], a.OutShape
-	c.ew("strided_gather", xs.Len, x.Ptr, xs.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part))
+	c.ew("strided_gather", xs.Len, x.Ptr, xs.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
+		boolArg(relu))
 }
 
-func (c *call) factReduceForward(a *nets.Args, x Tensor, params []Tensor, xs, y Tensor) {
+func (c *call) factReduceForward(a *nets.Args, x Tensor, params []Tensor, xs, y Tensor, relu bool) {
 	is, os := a.InShape[0], a.OutShape
 	half, ohw := os.C/2, os.H*os.W
 	for part := 0; part < 2; part++ {
-		c.factReduceGather(a, x, xs, part)
+		c.factReduceGather(a, x, xs, part, relu)
 		c.gemm(gemmArgs{M: half, N: ohw, K: is.C, batch: a.N,
 			A: params[part].Ptr, sam: is.C, sak: 1,
 			B: xs.Ptr, sbb: is.C * ohw, sbk: ohw, sbn: 1,
@@ -812,13 +814,15 @@ func (c *call) factReduceForward(a *nets.Args, x Tensor, params []Tensor, xs, y 
 	}
 }
 
-func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, dxs, dy, dx Tensor, dparams []Tensor) {
+// factReduceBackward adds dx (masked by mask, when not 0) and dparams.
+func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, dxs, dy, dx Tensor, dparams []Tensor,
+	relu bool, mask DevicePtr) {
 	is, os := a.InShape[0], a.OutShape
 	half, ohw := os.C/2, os.H*os.W
 	for part := 0; part < 2; part++ {
 		dyp := dy.At(part * half * ohw)
 		if dparams[part].Len > 0 {
-			c.factReduceGather(a, x, xs, part)
+			c.factReduceGather(a, x, xs, part, relu)
 			c.gemm(gemmArgs{M: half, N: is.C, K: ohw, R: a.N, batch: 1,
 				A: dyp, sar: os.C * ohw, sam: ohw, sak: 1,
 				B: xs.Ptr, sbr: is.C * ohw, sbk: 1, sbn: ohw,
@@ -829,7 +833,8 @@ func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, d
 				A: params[part].Ptr, sam: 1, sak: is.C,
 				B: dyp, sbb: os.C * ohw, sbk: ohw, sbn: 1,
 				C: dxs.Ptr, scb: is.C * ohw, scm: ohw, scn: 1})
-			c.ew("strided_scatter_add", dxs.Len, dxs.Ptr, dx.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part))
+			c.ew("strided_scatter_add", dxs.Len, dxs.Ptr, dx.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
+				mask)
 		}
 	}
 }

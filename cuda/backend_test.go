@@ -283,29 +283,37 @@ func TestBackendOverwrite(t *testing.T) {
 	}
 }
 
-// TestConvFoldedReLU: a convolution with a ReLU folded in (opTensors.reluIn,
-// as population training runs it) computes what the CPU reference does for
-// ReLU then convolution: the output, the weight gradient, and the gradient
-// of the ReLU's input (the convolution's masked by x > 0), stored when
-// fresh and added otherwise.
-func TestConvFoldedReLU(t *testing.T) {
+// TestFoldedReLU: a convolution or factorized reduce with a ReLU folded in
+// (opTensors.reluIn, as population training runs it) computes what the CPU
+// reference does for ReLU then the op: the output, the weight gradient, and
+// the gradient of the ReLU's input (the op's masked by x > 0), stored when
+// fresh (convolutions) and added otherwise.
+func TestFoldedReLU(t *testing.T) {
 	b := NewBackend(testDriver(t))
 	defer b.Close()
-	for i, at := range []nets.Attr{
-		{Out: 5, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1},           // pointwise: the GEMM
-		{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Groups: 4},   // depthwise
-		{Out: 3, Kernel: 3, Stride: 2, Pad: 2, Dilation: 2, Groups: 1},   // general
-		{Out: 4, Kernel: 5, Stride: 1, Pad: 20, Dilation: 10, Groups: 4}, // depthwise too large for shared memory: general
+	type foldCase struct {
+		op nets.OpKind
+		at nets.Attr
+		in nets.Shape
+	}
+	for i, fc := range []foldCase{
+		{nets.OpConv, nets.Attr{Out: 5, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1}, nets.Shape{C: 3, H: 6, W: 7}},           // pointwise: the GEMM
+		{nets.OpConv, nets.Attr{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Groups: 4}, nets.Shape{C: 4, H: 6, W: 7}},   // depthwise
+		{nets.OpConv, nets.Attr{Out: 3, Kernel: 3, Stride: 2, Pad: 2, Dilation: 2, Groups: 1}, nets.Shape{C: 4, H: 6, W: 7}},   // general
+		{nets.OpConv, nets.Attr{Out: 4, Kernel: 5, Stride: 1, Pad: 20, Dilation: 10, Groups: 4}, nets.Shape{C: 4, H: 6, W: 7}}, // depthwise, large window
+		{nets.OpFactReduce, nets.Attr{Out: 6}, nets.Shape{C: 3, H: 6, W: 6}},
 	} {
 		for _, fresh := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%+v/fresh=%v", at, fresh), func(t *testing.T) {
-				in := []nets.Shape{{C: 4, H: 6, W: 7}}
-				if at.Groups == 1 && at.Kernel == 1 {
-					in[0].C = 3
-				}
-				want := opArgs(t, nets.OpConv, at, in, 2, uint64(200+i))
+			if fresh && !overwrites(fc.op) {
+				continue
+			}
+			at := fc.at
+			t.Run(fmt.Sprintf("%v%+v/fresh=%v", fc.op, at, fresh), func(t *testing.T) {
+				in := []nets.Shape{fc.in}
+				want := opArgs(t, fc.op, at, in, 2, uint64(200+i))
 				x := slices.Clone(want.In[0])
-				dx0, dw0 := slices.Clone(want.DIn[0]), slices.Clone(want.DParams[0])
+				a0 := cloneArgs(want)
+				dx0, dw0 := a0.DIn[0], a0.DParams
 				// Reference: r = relu(x); conv(r); dr = conv backward into
 				// zero; dx = dx0 (or 0 when fresh) + dr where x > 0.
 				r := make([]float32, len(x))
@@ -313,10 +321,10 @@ func TestConvFoldedReLU(t *testing.T) {
 					r[e] = max(v, 0)
 				}
 				want.In[0] = r
-				nets.Ref{}.Forward(nets.OpConv, want)
+				nets.Ref{}.Forward(fc.op, want)
 				dr := make([]float32, len(x))
 				want.DIn[0] = dr
-				nets.Ref{}.Backward(nets.OpConv, want)
+				nets.Ref{}.Backward(fc.op, want)
 				wantDx := make([]float32, len(x))
 				for e := range x {
 					if !fresh {
@@ -333,28 +341,42 @@ func TestConvFoldedReLU(t *testing.T) {
 						gotDx[e] = float32(math.NaN())
 					}
 				}
-				gotDw := dw0
+				gotDw := make([][]float32, len(a0.DParams))
+				for k := range gotDw {
+					gotDw[k] = slices.Clone(dw0[k])
+				}
 				a := cloneArgs(want)
 				a.In[0] = x
 				err := b.run(func(c *call) {
-					tx, tw, tdx, tdw := c.up(x), c.up(a.Params[0]), c.up(gotDx), c.up(gotDw)
+					tx, tdx := c.up(x), c.up(gotDx)
+					tw, tdw := c.upAll(a.Params), c.upAll(gotDw)
 					ty, tdy := c.alloc(len(gotOut)), c.up(a.DOut)
-					fw := &opTensors{in: []Tensor{tx}, params: []Tensor{tw}, out: ty, reluIn: true}
-					c.launchForward(nets.OpConv, a, fw)
-					bw := &opTensors{in: []Tensor{tx}, params: []Tensor{tw}, dout: tdy, din: []Tensor{tdx}, dparams: []Tensor{tdw},
-						fresh: []bool{fresh}, reluIn: true}
-					c.launchBackward(nets.OpConv, a, bw)
+					scratch := func(backward bool) (ts []Tensor) {
+						for _, n := range scratchSizes(fc.op, a, backward) {
+							ts = append(ts, c.alloc(n))
+						}
+						return ts
+					}
+					fw := &opTensors{in: []Tensor{tx}, params: tw, out: ty, reluIn: true, scratch: scratch(false)}
+					c.launchForward(fc.op, a, fw)
+					bw := &opTensors{in: []Tensor{tx}, params: tw, dout: tdy, din: []Tensor{tdx}, dparams: tdw,
+						fresh: []bool{fresh}, reluIn: true, scratch: scratch(true)}
+					c.launchBackward(fc.op, a, bw)
 					c.down(ty, gotOut)
 					c.down(tdx, gotDx)
-					c.down(tdw, gotDw)
+					for k := range tdw {
+						c.down(tdw[k], gotDw[k])
+					}
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
 				closeTo(t, "out", want.Out, gotOut)
 				closeTo(t, "d input", wantDx, gotDx)
-				// want.DParams[0] started from the same values and was added into.
-				closeTo(t, "d weight", want.DParams[0], gotDw)
+				// want.DParams started from the same values and were added into.
+				for k := range gotDw {
+					closeTo(t, fmt.Sprintf("d param %d", k), want.DParams[k], gotDw[k])
+				}
 			})
 		}
 	}

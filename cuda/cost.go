@@ -105,8 +105,10 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(4))*a.i(3) + 1)}
 	},
 	// planes, h, w, oh, ow at 2..6.
-	"strided_gather":      func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(5) * a.i(6)} },
-	"strided_scatter_add": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(2) * a.i(5) * a.i(6)} },
+	"strided_gather": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(5) * a.i(6)} },
+	"strided_scatter_add": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: (3 + a.set(9)) * f32 * a.i(2) * a.i(5) * a.i(6)} // gs, dx +=, the mask at those positions
+	},
 	"linear_bias_rows": func(a costArgs, _ Dim3) Cost {
 		return Cost{Bytes: f32 * (a.i(2)*a.i(3) + a.i(3))}
 	},

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "ef4439f31d60175beef16774ffe1b4b998d04275eb5b79deabb7ea6aebc4c5c8"
+const emuSourcesDigest = "1d8dcdb6f40ac94c4b10dd0cac9a6ecea5ef809d43453f1c92cbfa74698e8b88"

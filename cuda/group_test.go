@@ -246,19 +246,23 @@ var groupCases = map[string]gcase{
 	}},
 	"strided_gather": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range stridedShapes {
+		for i, s := range stridedShapes {
 			n := s[0] * s[3] * s[4]
 			out = append(out, ew1(n, bufs(rnd(r, s[0]*s[1]*s[2]), poison(n)), bref(0), bref(1),
-				i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3]), i32(s[4]), i32(s[5]), i32(s[6])))
+				i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3]), i32(s[4]), i32(s[5]), i32(s[6]), i32(i%2)))
 		}
 		return out
 	}},
 	"strided_scatter_add": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
-		for _, s := range stridedShapes {
+		for i, s := range stridedShapes {
 			n := s[0] * s[3] * s[4]
-			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, s[0]*s[1]*s[2])), bref(0), bref(1),
-				i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3]), i32(s[4]), i32(s[5]), i32(s[6])))
+			mask := nullArg
+			if i%2 == 1 {
+				mask = bref(2)
+			}
+			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, s[0]*s[1]*s[2]), rnd(r, s[0]*s[1]*s[2])), bref(0), bref(1),
+				i32(s[0]), i32(s[1]), i32(s[2]), i32(s[3]), i32(s[4]), i32(s[5]), i32(s[6]), mask))
 		}
 		return out
 	}},

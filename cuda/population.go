@@ -257,6 +257,7 @@ type popCand struct {
 	bytes  int
 
 	fold                      []bool // ReLU nodes folded into their consumers (foldedReLUs)
+	grad                      gradPlanT
 	x, y                      Tensor
 	acts, saved, dacts        []Tensor
 	dregion                   Tensor // every dacts tensor, in one allocation
@@ -277,6 +278,7 @@ type popCand struct {
 func (c *popCand) layout(alloc func(n int) Tensor) {
 	g, s := c.g, &c.sched
 	c.fold = foldedReLUs(g)
+	c.grad = gradPlan(g, c.fold)
 	nmax := s.nMax()
 	c.x = alloc(nmax * g.Input.Size())
 	c.y = alloc(nmax)
@@ -303,11 +305,13 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 		ntrain = max(ntrain, v)
 	}
 	// One gradient tensor per node (no pooling: nodes of one level run
-	// their backward together), all in one region; gradPlan says which a
-	// step clears and which its first writer sets.
+	// their backward together), all in one region, except that a gradient
+	// gradPlan aliases is its Add's; gradPlan also says which a step clears
+	// and which its first writer sets.
+	owns := func(i int) bool { return g.Nodes[i].Op != nets.OpInput && !c.fold[i] && c.grad.alias[i] < 0 }
 	total := 0
 	for i, nd := range g.Nodes {
-		if nd.Op != nets.OpInput && !c.fold[i] {
+		if owns(i) {
 			total += ntrain * nd.Shape.Size()
 		}
 	}
@@ -315,11 +319,15 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 	c.dacts = make([]Tensor, len(g.Nodes))
 	off := 0
 	for i, nd := range g.Nodes {
-		if nd.Op == nets.OpInput || c.fold[i] {
-			continue
+		if owns(i) {
+			c.dacts[i] = c.dregion.Slice(off, off+ntrain*nd.Shape.Size())
+			off += ntrain * nd.Shape.Size()
 		}
-		c.dacts[i] = c.dregion.Slice(off, off+ntrain*nd.Shape.Size())
-		off += ntrain * nd.Shape.Size()
+	}
+	for i := len(g.Nodes) - 1; i >= 0; i-- { // an alias's Add comes after it
+		if a := c.grad.alias[i]; a >= 0 {
+			c.dacts[i] = c.dacts[a]
+		}
 	}
 	np, nb := int(g.NumParams()), 0
 	for _, b := range g.Buffers {
@@ -371,7 +379,7 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 	t := &opTensors{out: view(c.acts[i], n, nd.Shape.Size()), saved: c.saved[i]}
 	for _, j := range nd.In {
 		if c.fold[j] {
-			t.reluIn = true // a convolution: its one input is the folded ReLU's
+			t.reluIn = true // a convolution or factorized reduce: its one input is the folded ReLU's
 		}
 		j = src(c.fold, g, j)
 		t.in = append(t.in, view(c.acts[j], n, g.Nodes[j].Shape.Size()))
@@ -390,7 +398,7 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 		t.dout = view(c.dacts[i], n, nd.Shape.Size())
 		for _, j := range nd.In {
 			j = src(c.fold, g, j)
-			if g.Nodes[j].Op == nets.OpInput {
+			if g.Nodes[j].Op == nets.OpInput || c.grad.alias[j] == i {
 				t.din = append(t.din, Tensor{}) // no gradient wanted
 				continue
 			}
@@ -497,7 +505,7 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 		})
 	}
 	out := g.Output
-	fresh, clear := gradPlan(g, c.fold)
+	fresh, clear := c.grad.fresh, c.grad.clear
 	zero := rec(nil, func(r *recorder) {
 		c.zero(r, c.grads)
 		for _, j := range clear {
@@ -575,8 +583,32 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 // writes but a backward reads: those of nodes that feed nothing (the
 // output's is written by the loss). On proxy-50 this saves about a fifth
 // of a step's memory traffic (TestProxy50Schedule logs it).
-func gradPlan(g *nets.Graph, fold []bool) (fresh [][]bool, clear []int) {
-	fresh = make([][]bool, len(g.Nodes))
+//
+// An Add's gradient flows unchanged to each input, so an input j whose
+// only consumer is that Add (each op's output in a DARTS cell) and which
+// it writes first gets no tensor of its own: alias[j] names the Add, whose
+// gradient tensor j's backward reads (nothing writes it after the Add's
+// backward). alias[j] is -1 for the others.
+type gradPlanT struct {
+	fresh [][]bool
+	clear []int
+	alias []int
+}
+
+func gradPlan(g *nets.Graph, fold []bool) gradPlanT {
+	fresh := make([][]bool, len(g.Nodes))
+	var clear []int
+	alias := make([]int, len(g.Nodes))
+	uses := make([]int, len(g.Nodes)) // consumers, counted with multiplicity, ReLUs folded
+	for i, nd := range g.Nodes {
+		alias[i] = -1
+		if fold[i] {
+			continue
+		}
+		for _, j := range nd.In {
+			uses[src(fold, g, j)]++
+		}
+	}
 	written := make([]bool, len(g.Nodes))
 	written[g.Output] = true
 	for i := len(g.Nodes) - 1; i > 0; i-- {
@@ -593,6 +625,9 @@ func gradPlan(g *nets.Graph, fold []bool) (fresh [][]bool, clear []int) {
 			written[j] = true
 			if overwrites(nd.Op) {
 				fresh[i][k] = true
+				if nd.Op == nets.OpAdd && uses[j] == 1 {
+					alias[j] = i
+				}
 			} else {
 				clear = append(clear, j)
 			}
@@ -603,14 +638,15 @@ func gradPlan(g *nets.Graph, fold []bool) (fresh [][]bool, clear []int) {
 			clear = append(clear, i)
 		}
 	}
-	return fresh, clear
+	return gradPlanT{fresh: fresh, clear: clear, alias: alias}
 }
 
 // foldedReLUs marks the ReLU nodes that population training folds into
-// their consumers, because all of them are convolutions (ReLU-conv-BN, the
-// DARTS operations' pattern; a ReLU node is shared by all its consumers):
-// the convolutions read max(x, 0) from the ReLU's input x, and their data
-// gradients go, masked by x > 0, straight into x's gradient. The ReLU's
+// their consumers, because all of them are convolutions or factorized
+// reduces (ReLU-conv-BN, the DARTS operations' pattern; a ReLU node is
+// shared by all its consumers): they read max(x, 0) from the ReLU's input
+// x, and their data gradients go, masked by x > 0, straight into x's
+// gradient. The ReLU's
 // output and its gradient are never stored or moved: on proxy-50 that is
 // a fifth of the activations and about an eighth of a step's traffic.
 func foldedReLUs(g *nets.Graph) []bool {
@@ -622,7 +658,7 @@ func foldedReLUs(g *nets.Graph) []bool {
 	for _, nd := range g.Nodes {
 		for _, j := range nd.In {
 			used[j] = true
-			if nd.Op != nets.OpConv {
+			if nd.Op != nets.OpConv && nd.Op != nets.OpFactReduce {
 				fold[j] = false
 			}
 		}

@@ -83,25 +83,30 @@ func TestConformancePopulation(t *testing.T) {
 		refs[i].steps, refs[i].weights, refs[i].res = cpuReference(t, pc, f.train, f.val)
 	}
 	// The fixture must reach the step's gradient plan: ReLUs folded into
-	// convolutions, gradients their first writer stores, gradients cleared.
-	folded, stored, cleared := 0, 0, 0
+	// convolutions, gradients their first writer stores, gradients cleared,
+	// gradients that are their Add's.
+	folded, stored, cleared, aliased := 0, 0, 0, 0
 	for _, pc := range f.cands {
 		fold := foldedReLUs(pc.Graph)
-		fresh, clear := gradPlan(pc.Graph, fold)
+		plan := gradPlan(pc.Graph, fold)
 		for i := range fold {
 			if fold[i] {
 				folded++
 			}
-			for _, f := range fresh[i] {
+			for _, f := range plan.fresh[i] {
 				if f {
 					stored++
 				}
 			}
+			if plan.alias[i] >= 0 {
+				aliased++
+			}
 		}
-		cleared += len(clear)
+		cleared += len(plan.clear)
 	}
-	if folded == 0 || stored == 0 || cleared == 0 {
-		t.Fatalf("the fixture has %d folded ReLUs, %d stored and %d cleared gradients: want some of each", folded, stored, cleared)
+	if folded == 0 || stored == 0 || cleared == 0 || aliased == 0 {
+		t.Fatalf("the fixture has %d folded ReLUs, %d stored, %d cleared and %d aliased gradients: want some of each",
+			folded, stored, cleared, aliased)
 	}
 	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
 		t.Run(stage.String(), func(t *testing.T) {

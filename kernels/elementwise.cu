@@ -136,15 +136,17 @@ EVO_KERNELS(global_avg_pool_bwd);
 // x[s, c, oy*stride + off, ox*stride + off] for an input of planes (s, c)
 // of h x w and an output of oh x ow. Factorized reduce uses it to feed its
 // two stride-2 1x1 convolutions (offsets 0 and 1) to the tiled GEMM: the
-// sampling of nets.RefFactReduceForward.
+// sampling of nets.RefFactReduceForward. With relu it copies max(x, 0) (a
+// ReLU folded in front, as in conv.cu).
 #define EVO_PARAMS_strided_gather(X) X(const float* __restrict__, x) X(float* __restrict__, out) X(int, planes) \
-    X(int, h) X(int, w) X(int, oh) X(int, ow) X(int, stride) X(int, off)
+    X(int, h) X(int, w) X(int, oh) X(int, ow) X(int, stride) X(int, off) X(int, relu)
 EVO_BODY(strided_gather) {
     EVO_UNPACK(strided_gather);
     EVO_GFOR(i, (long long)planes * oh * ow, g) {
         const long long p = i / (oh * ow);
         const int r = (int)(i - p * oh * ow), oy = r / ow, ox = r - oy * ow;
-        out[i] = x[(p * h + oy * stride + off) * w + ox * stride + off];
+        const float v = x[(p * h + oy * stride + off) * w + ox * stride + off];
+        out[i] = relu ? fmaxf(v, 0.0f) : v;
     }
 }
 EVO_KERNELS(strided_gather);
@@ -152,15 +154,18 @@ EVO_KERNELS(strided_gather);
 // strided_scatter_add is strided_gather's adjoint: x[s, c, oy*stride + off,
 // ox*stride + off] += gs[s, c, oy, ox], the dx of nets.RefFactReduceBackward
 // once the GEMM has formed gs. Positions are distinct, so no two threads
-// write the same element.
+// write the same element. A non-null mask (laid out as dx: a folded ReLU's
+// input) drops the values where it is not > 0.
 #define EVO_PARAMS_strided_scatter_add(X) X(const float* __restrict__, gs) X(float* __restrict__, dx) \
-    X(int, planes) X(int, h) X(int, w) X(int, oh) X(int, ow) X(int, stride) X(int, off)
+    X(int, planes) X(int, h) X(int, w) X(int, oh) X(int, ow) X(int, stride) X(int, off) \
+    X(const float* __restrict__, mask)
 EVO_BODY(strided_scatter_add) {
     EVO_UNPACK(strided_scatter_add);
     EVO_GFOR(i, (long long)planes * oh * ow, g) {
         const long long p = i / (oh * ow);
         const int r = (int)(i - p * oh * ow), oy = r / ow, ox = r - oy * ow;
-        dx[(p * h + oy * stride + off) * w + ox * stride + off] += gs[i];
+        const long long d = (p * h + oy * stride + off) * w + ox * stride + off;
+        if (!mask || mask[d] > 0.0f) dx[d] += gs[i];
     }
 }
 EVO_KERNELS(strided_scatter_add);
