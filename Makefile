@@ -128,13 +128,18 @@ gpu-bundle: kernels
 	cp bench/torch_darts.py bench/torch_population.py $(BUNDLE)/
 	cp $(FATBIN) $(PTXAS_LOG) $(BUNDLE)/
 	@# compute-sanitizer is part of the toolkit, not the driver: carry it (its
-	@# binary and injection libraries) for hosts that lack it.
+	@# binary and injection libraries) for hosts that lack it, when it fits
+	@# in the bundle's size limit (run.sh uses the host's own otherwise).
 	@if [ -n "$(SANITIZER_BIN)" ]; then \
 		sdir=$$(dirname $$(readlink -f $(SANITIZER_BIN))); \
 		libs=$$(for d in $$sdir /usr/lib/nvidia-cuda-toolkit/compute-sanitizer; do \
 			[ -f $$d/libsanitizer-collection.so ] && echo $$d && break; done); \
-		mkdir -p $(BUNDLE)/sanitizer && cp $$(readlink -f $(SANITIZER_BIN)) $(BUNDLE)/sanitizer/compute-sanitizer && \
-		cp $$libs/*.so $(BUNDLE)/sanitizer/ && echo "carried compute-sanitizer ($$libs)"; \
+		have=$$(du -sm $(BUNDLE) | cut -f1); \
+		need=$$(du -cm $$(readlink -f $(SANITIZER_BIN)) $$libs/*.so | tail -1 | cut -f1); \
+		if [ $$((have + need)) -lt $(BUNDLE_MAX_MB) ]; then \
+			mkdir -p $(BUNDLE)/sanitizer && cp $$(readlink -f $(SANITIZER_BIN)) $(BUNDLE)/sanitizer/compute-sanitizer && \
+			cp $$libs/*.so $(BUNDLE)/sanitizer/ && echo "carried compute-sanitizer ($$libs)"; \
+		else echo "compute-sanitizer not carried: $$need MiB on top of $$have MiB would pass the $(BUNDLE_MAX_MB) MiB limit; run.sh uses the GPU host's own if it has one"; fi; \
 	else echo "compute-sanitizer not found here; run.sh will use the GPU host's own if it has one"; fi
 	@{ echo "built:    $$(date -u +%Y-%m-%dT%H:%M:%SZ) on $$(uname -n)"; \
 	   echo "commit:   $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"; \

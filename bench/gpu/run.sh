@@ -264,6 +264,15 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 	if [ -n "$evo_rate" ] && [ -n "$torch_rate" ]; then
 		echo "ratio evosearch / PyTorch: $(awk -v a="$evo_rate" -v b="$torch_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
 	fi
+	# how close the step runs to the memory bound: its compulsory traffic
+	# (cuda.Cost) per second of training, against the card's peak
+	evo_line=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' | tail -1)
+	if [ -n "$evo_line" ]; then
+		echo "proxy-50 step: $(echo "$evo_line" | sed -n 's/.*"step_gb":\([0-9.]*\).*/\1/p') GB compulsory traffic," \
+			"$(echo "$evo_line" | sed -n 's/.*"step_ms":\([0-9.]*\).*/\1/p') ms;" \
+			"achieved $(echo "$evo_line" | sed -n 's/.*"achieved_gb_per_s":\([0-9.]*\).*/\1/p') GB/s" \
+			"(an H100 SXM's HBM3 peak is about 3,350 GB/s)"
+	fi
 	echo
 	echo '## Failures'
 	echo
