@@ -1,6 +1,8 @@
 package cuda
 
 import (
+	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -76,6 +78,27 @@ func TestProxy50Schedule(t *testing.T) {
 			}
 		}
 	}
+	// The GEMM's padding: multiply-adds computed for whole tiles, with the
+	// tiles chosen and with 64x64 tiles throughout.
+	var gemmUseful, gemmTiled, gemm64 float64
+	for _, segs := range all {
+		for _, s := range segs {
+			for _, c := range s.cmds {
+				if c.Kernel != "gemm_strided" {
+					continue
+				}
+				ai := func(k int) float64 { return float64(reflect.ValueOf(c.Args[k]).Int()) }
+				m, n, k, r, z := ai(0), ai(1), ai(2), ai(3), float64(max(c.Grid.Z, 1))
+				tm, tn := ai(19), ai(20)
+				pad := func(v, t float64) float64 { return math.Ceil(v/t) * t }
+				gemmUseful += 2 * m * n * k * r * z
+				gemmTiled += 2 * pad(m, tm) * pad(n, tn) * k * r * z
+				gemm64 += 2 * pad(m, 64) * pad(n, 64) * k * r * z
+			}
+		}
+	}
+	t.Logf("GEMM per step: %.0f GFLOP useful; %.0f GFLOP computed with the tiles chosen, %.0f with 64x64 tiles",
+		gemmUseful/1e9, gemmTiled/1e9, gemm64/1e9)
 	fusedCost := cmdsCost(fused)
 	if fusedCost != streamCost {
 		t.Errorf("fused step costs %+v, the same launches on streams %+v", fusedCost, streamCost)
@@ -93,10 +116,20 @@ func TestProxy50Schedule(t *testing.T) {
 	// SXM's peak DRAM bandwidth (3.35 TB/s) bounds its time from below, and
 	// so the evaluations per GPU-hour from above (5 epochs of 79 steps;
 	// scoring and set-up left out).
-	const peakBps, steps = 3.35e12, 5 * 79
+	// Likewise its products at the card's FP32 peak without tensor cores
+	// (67 TFLOP/s).
+	const peakBps, peakFLOPs, steps = 3.35e12, 67e12, 5 * 79
 	stepS := float64(fusedCost.Bytes) / peakBps
-	t.Logf("proxy-50 step (model): %.2f GB compulsory traffic, %.1f GFLOP of products; at 3.35 TB/s >= %.1f ms a step, <= %.0f evaluations per GPU-hour",
-		float64(fusedCost.Bytes)/1e9, float64(fusedCost.FLOPs)/1e9, 1000*stepS, 50*3600/(stepS*steps))
+	t.Logf("proxy-50 step (model): %.2f GB compulsory traffic, %.1f GFLOP of products; at 3.35 TB/s >= %.1f ms a step, <= %.0f evaluations per GPU-hour; the products at 67 TFLOP/s >= %.1f ms",
+		float64(fusedCost.Bytes)/1e9, float64(fusedCost.FLOPs)/1e9, 1000*stepS, 50*3600/(stepS*steps), 1000*float64(fusedCost.FLOPs)/peakFLOPs)
+	var attn Cost
+	for k, c := range byKernel {
+		if strings.HasPrefix(k, "attention_") {
+			attn = attn.Add(c)
+		}
+	}
+	t.Logf("  attention kernels: %.1f GFLOP (%.0f%% of the products), %.2f GB", float64(attn.FLOPs)/1e9,
+		100*float64(attn.FLOPs)/float64(fusedCost.FLOPs), float64(attn.Bytes)/1e9)
 	for _, k := range names[:min(len(names), 12)] {
 		c := byKernel[k]
 		t.Logf("  %-24s %6.2f GB %5.1f%% %8.1f GFLOP", k, float64(c.Bytes)/1e9, 100*float64(c.Bytes)/float64(fusedCost.Bytes), float64(c.FLOPs)/1e9)
