@@ -648,3 +648,29 @@ func TestDistWorkerCudaEmu(t *testing.T) {
 	}
 	checkOneForOne(t, out, 0)
 }
+
+// TestDistWorkerStalls: a worker whose training hangs while the process
+// stays alive (and keeps its connection) stops vouching for the task at
+// --task-timeout, so another worker gets it after the ack wait; the stalled
+// worker exits 1, and the search's archive is the one-process search's.
+func TestDistWorkerStalls(t *testing.T) {
+	want := reference(t)
+	var hash string
+	json.Unmarshal(want[1]["hash"], &hash)
+	out := filepath.Join(t.TempDir(), "s")
+	coord, url := startCoordinator(t, out, "127.0.0.1:0")
+	stalled := startWorker(t, "stalled", url, "EVOSEARCH_TEST_STALL_ON="+hash, "EVOSEARCH_TASK_TIMEOUT=1s")
+	stalled.waitFor(t, "stalling the training", 30*time.Second)
+	other := startWorker(t, "other", url)
+	other.waitFor(t, `\(hash `+hash+`, delivery 2\) started`, 30*time.Second)
+	stalled.waitFor(t, "did not stop at --task-timeout", 30*time.Second)
+	if code := stalled.wait(t, 30*time.Second); code != 1 {
+		t.Errorf("stalled worker exit %d, want 1", code)
+	}
+	if code := coord.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("search exit %d", code)
+	}
+	sameAsReference(t, archiveLines(t, filepath.Join(out, evo.ArchiveFile)), want, nil)
+	stopWorkers(t, other)
+	checkOneForOne(t, out, 0)
+}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,8 +55,9 @@ is the one the search would have computed itself (on the CPU, bit for bit). With
 tasks a worker holds (--slots) are trained together as one population on the GPU.
 
 While it trains, a worker tells the server it is still working; a worker that dies or hangs has
-its tasks handed to another after the ack wait. On SIGTERM or Ctrl-C it stores what it finished,
-hands back what it had not, and exits 0. Workers may start before the search: they wait for its
+its tasks handed to another after the ack wait; so does a training that runs past --task-timeout,
+and a worker whose training does not even stop then exits 1 for its supervisor to replace it. On
+SIGTERM or Ctrl-C it stores what it finished, hands back what it had not, and exits 0. Workers may start before the search: they wait for its
 queue. Environment: NATS_URL and the NATS_CREDS, NATS_NKEY, NATS_CERT, NATS_KEY, NATS_CA of the
 NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
 	Flags: append([]ucli.Flag{
@@ -65,17 +67,24 @@ NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
 		gpuStageFlag, dataDirFlag,
 		&ucli.StringFlag{Name: "name", Usage: "worker name in results and progress (default: host-pid)", EnvVars: []string{"EVOSEARCH_WORKER_NAME"}},
 		&ucli.DurationFlag{Name: "idle-exit", Usage: "exit after this long without a task (0: never), for batch jobs", EnvVars: []string{"EVOSEARCH_IDLE_EXIT"}},
+		&ucli.DurationFlag{Name: "task-timeout", Value: 12 * time.Hour, Usage: "give up on a training (one task, or a GPU batch) that runs longer: its tasks go back to the queue, failed on their last delivery; one still running an ack wait later is taken as hung and the worker exits 1 (0: no limit)", EnvVars: []string{"EVOSEARCH_TASK_TIMEOUT"}},
 	}, natsConnFlags()...),
 	Action: runWorker,
 }
 
 // Test hooks, honoured only when set: a worker about to train the
-// candidate with this hash kills itself (SIGKILL) or freezes (SIGSTOP),
-// as a crashing or hung training would.
+// candidate with this hash kills itself (SIGKILL), freezes (SIGSTOP), or
+// stalls in the training while the process stays alive, as a crashing,
+// frozen or hung training would.
 const (
 	envCrashOn = "EVOSEARCH_TEST_CRASH_ON"
 	envHangOn  = "EVOSEARCH_TEST_HANG_ON"
+	envStallOn = "EVOSEARCH_TEST_STALL_ON"
 )
+
+// hungGrace is how long a worker whose training hung waits for its other
+// slots to store or hand back their work before it exits.
+const hungGrace = 10 * time.Second
 
 func runWorker(c *ucli.Context) error {
 	if c.Args().Present() {
@@ -99,6 +108,9 @@ func runWorker(c *ucli.Context) error {
 	}
 	if d := c.Duration("idle-exit"); d < 0 {
 		errs = append(errs, usagef("--idle-exit %s: must not be negative", d))
+	}
+	if d := c.Duration("task-timeout"); d < 0 {
+		errs = append(errs, usagef("--task-timeout %s: must not be negative", d))
 	}
 	if err := joinUsage(errs); err != nil {
 		return err
@@ -135,6 +147,26 @@ func runWorker(c *ucli.Context) error {
 		w.Slots = runtime.GOMAXPROCS(0)
 	}
 	w.IdleExit = c.Duration("idle-exit")
+	w.TaskTimeout = c.Duration("task-timeout")
+	runCtx, stopRun := context.WithCancel(c.Context)
+	defer stopRun()
+	var hung atomic.Bool
+	w.Hung = func(keys []string) {
+		if hung.Swap(true) {
+			return
+		}
+		logf("the training of %v did not stop at --task-timeout %s: its tasks go to other workers; this worker stops, and exits 1 within %s",
+			keys, w.TaskTimeout, hungGrace)
+		stopRun()
+		go func() {
+			time.Sleep(hungGrace)
+			logf("exiting with the training of %v still hung", keys)
+			if w.Queue != nil {
+				_ = w.Queue.NC.FlushTimeout(2 * time.Second)
+			}
+			os.Exit(1)
+		}()
+	}
 
 	nc, err := dist.Connect(connConfig(c, c.String("nats"), "evosearch worker "+name, true))
 	if err != nil {
@@ -152,19 +184,22 @@ func runWorker(c *ucli.Context) error {
 	}
 	w.Queue = q
 	logf("queue found (ack wait %s, %d deliveries at most)", q.Tunables.AckWait, q.Tunables.MaxDeliver)
-	if err := w.Run(c.Context); err != nil {
+	if err := w.Run(runCtx); err != nil {
 		return err
 	}
 	s := w.Stats()
 	logf("stopped: %d trained, %d already done, %d stored first by another worker, %d rejected, %d failed, %d handed back",
 		s.Trained, s.Skipped, s.Lost, s.Rejected, s.Failed, s.Returned)
+	if hung.Load() {
+		return fmt.Errorf("worker %s: a training hung past --task-timeout %s", name, w.TaskTimeout)
+	}
 	return nil
 }
 
 // testHooks returns the BeforeEval of the test hooks, or nil when none is set.
 func testHooks(logf func(string, ...any)) func(*dist.Task) {
-	crash, hang := os.Getenv(envCrashOn), os.Getenv(envHangOn)
-	if crash == "" && hang == "" {
+	crash, hang, stall := os.Getenv(envCrashOn), os.Getenv(envHangOn), os.Getenv(envStallOn)
+	if crash == "" && hang == "" && stall == "" {
 		return nil
 	}
 	return func(t *dist.Task) {
@@ -175,6 +210,9 @@ func testHooks(logf func(string, ...any)) func(*dist.Task) {
 		case hang:
 			logf("test hook %s: freezing this worker on task %s", envHangOn, t.Key())
 			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		case stall:
+			logf("test hook %s: stalling the training of task %s", envStallOn, t.Key())
+			time.Sleep(24 * time.Hour)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -587,5 +588,86 @@ func TestEngineListener(t *testing.T) {
 	defer inproc.Shutdown()
 	if inproc.URL() != "" {
 		t.Errorf("in-process engine has URL %q", inproc.URL())
+	}
+}
+
+// TestWorkerTaskTimeout: a worker whose training hangs (alive, ignoring its
+// context) stops its in-progress acks at the task timeout, so the task goes
+// to another worker after the ack wait and finishes there; the hang is
+// reported once.
+func TestWorkerTaskTimeout(t *testing.T) {
+	tun := fastTunables()
+	tun.AckWait = 500 * time.Millisecond
+	r := newRig(t, tun)
+	release := make(chan struct{})
+	defer close(release)
+	var hungKeys atomic.Value
+	hung := make(chan struct{})
+	var once, hungOnce sync.Once
+	stuck := r.startWorkers(t, 1, func(w *Worker) {
+		w.ID = "stuck"
+		w.TaskTimeout = 300 * time.Millisecond
+		w.ProgressEvery = 100 * time.Millisecond
+		w.BeforeEval = func(*Task) {
+			first := false
+			once.Do(func() { first = true })
+			if first {
+				<-release // hangs, ignoring its context, until the test ends
+			}
+		}
+		w.Hung = func(keys []string) { hungOnce.Do(func() { hungKeys.Store(keys); close(hung) }) }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cands := testCands(1, 5)
+	errc := make(chan error, 1)
+	var res []evo.Result
+	go func() {
+		var err error
+		res, err = r.evaluator(t, "hang").Evaluate(ctx, 0, cands)
+		errc <- err
+	}()
+	eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 1 })
+	select {
+	case <-hung:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the hung training was not reported")
+	}
+	if keys, _ := hungKeys.Load().([]string); len(keys) != 1 {
+		t.Errorf("hung keys %v, want the one task", keys)
+	}
+	helper := r.startWorkers(t, 1, nil)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != nets.StatusOK {
+		t.Errorf("result %+v, want ok from the second worker", res[0])
+	}
+	eventually(5*time.Second, func() bool { return helper[0].Stats().Trained == 1 })
+	if s := helper[0].Stats(); s.Trained != 1 {
+		t.Errorf("second worker: %+v", s)
+	}
+	if s := stuck[0].Stats(); s.Trained != 0 {
+		t.Errorf("stuck worker stored a result: %+v", s)
+	}
+}
+
+// TestWorkerTaskTimeoutFails: a training that honours its context but
+// always runs past the task timeout is handed back, and on its last
+// delivery recorded failed with the reason.
+func TestWorkerTaskTimeoutFails(t *testing.T) {
+	r := newRig(t, fastTunables())
+	ws := r.startWorkers(t, 1, func(w *Worker) { w.TaskTimeout = time.Microsecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := r.evaluator(t, "slow").Evaluate(ctx, 0, testCands(1, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != nets.StatusFailed || !strings.Contains(res[0].Error, "task timeout") {
+		t.Errorf("result %+v, want failed for the task timeout", res[0])
+	}
+	if s := ws[0].Stats(); s.Returned != 1 || s.Failed != 1 || s.Trained != 0 {
+		t.Errorf("worker: %+v, want one hand-back and one failure", s)
 	}
 }

@@ -37,7 +37,12 @@
 //     task is terminated with the reason and never retried; if it names its
 //     candidate, a failed result is stored), skips a task whose result is
 //     already stored, and sends in-progress acks every AckWait/3 while it
-//     trains.
+//     trains, up to Worker.TaskTimeout: a training past it has its context
+//     cancelled and its tasks handed back (failed on the last delivery),
+//     and a training that does not even return then stops being vouched
+//     for, so it is redelivered after the ack wait; an ack wait later the
+//     worker reports it (Worker.Hung; `evosearch worker` exits 1). A
+//     process that stays alive cannot keep a task forever.
 //   - A result is stored with Create: the first writer wins, so a task
 //     trained twice (a redelivery after a lost ack, a frozen worker that
 //     wakes up) is counted once. Only then is the task acked. Every ack,

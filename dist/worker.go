@@ -49,6 +49,18 @@ type Worker struct {
 	PresenceEvery time.Duration // heartbeats on PresenceSubject; 0: 5 s
 	FetchWait     time.Duration // how long one fetch waits for a task; 0: 2 s
 	IdleExit      time.Duration // return after this long without a task; 0: never
+	// TaskTimeout bounds one training call (a task, or the batch of tasks
+	// a GPU worker trains together). Past it the evaluation's context is
+	// cancelled and its tasks go back to the queue (on their last
+	// delivery they are recorded failed), and their in-progress acks stop,
+	// so that a training which does not return is still redelivered after
+	// the ack wait. 0: no limit.
+	TaskTimeout time.Duration
+	// Hung, if set, is called once per training that has not returned an
+	// ack wait after its TaskTimeout (its tasks are with other workers by
+	// then), with the tasks' keys. `evosearch worker` exits, so that its
+	// supervisor starts a fresh worker.
+	Hung func(keys []string)
 
 	cache      dataCache
 	busy       atomic.Int64
@@ -192,7 +204,8 @@ type held struct {
 	arch     nets.Arch
 	delivery int
 	mu       sync.Mutex
-	settled  bool // acked, naked or terminated: no more in-progress acks
+	settled  bool      // acked, naked or terminated: no more in-progress acks
+	deadline time.Time // when its training must have ended (zero: no limit, or not started)
 }
 
 func (h *held) settle(f func() error) error {
@@ -266,6 +279,18 @@ func setupKey(t *Task) string {
 // train evaluates a group of tasks with one evaluator and settles them.
 func (w *Worker) train(ctx context.Context, hs []*held) {
 	t0 := hs[0].task
+	evalCtx := ctx
+	if w.TaskTimeout > 0 {
+		var cancel context.CancelFunc
+		evalCtx, cancel = context.WithTimeout(ctx, w.TaskTimeout)
+		defer cancel()
+		deadline, _ := evalCtx.Deadline()
+		for _, h := range hs {
+			h.mu.Lock()
+			h.deadline = deadline
+			h.mu.Unlock()
+		}
+	}
 	cands := make([]evo.Candidate, len(hs))
 	for i, h := range hs {
 		cands[i] = evo.Candidate{Index: h.task.Index, Arch: h.arch, Hash: h.task.Hash}
@@ -281,10 +306,15 @@ func (w *Worker) train(ctx context.Context, hs []*held) {
 		if newEv == nil {
 			newEv = CPUEvaluator
 		}
-		results, err = newEv(train, val, t0.Net, t0.Recipe).Evaluate(ctx, t0.Generation, cands)
+		results, err = newEv(train, val, t0.Net, t0.Recipe).Evaluate(evalCtx, t0.Generation, cands)
 		if err == nil && len(results) != len(hs) {
 			err = fmt.Errorf("dist: evaluator returned %d results for %d tasks", len(results), len(hs))
 		}
+	}
+	// Results that came in past the deadline are kept all the same (the
+	// first result stored for a task wins).
+	if err != nil && ctx.Err() == nil && errors.Is(evalCtx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("training ran past the task timeout of %s", w.TaskTimeout)
 	}
 	if err != nil {
 		for _, h := range hs {
@@ -411,7 +441,9 @@ func (w *Worker) reject(ctx context.Context, m jetstream.Msg, t *Task, delivery 
 }
 
 // keepAlive sends in-progress acks for the held tasks until stop is
-// called, so that a long training does not run past the ack wait.
+// called, so that a long training does not run past the ack wait; but not
+// for tasks past their deadline (TaskTimeout), and for those still held an
+// ack wait later it reports the training hung (Hung).
 func (w *Worker) keepAlive(hs []*held) (stop func()) {
 	every := w.ProgressEvery
 	if every <= 0 {
@@ -424,6 +456,7 @@ func (w *Worker) keepAlive(hs []*held) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	reported := map[*held]bool{}
 	go func() {
 		defer wg.Done()
 		tick := time.NewTicker(every)
@@ -433,12 +466,25 @@ func (w *Worker) keepAlive(hs []*held) (stop func()) {
 			case <-done:
 				return
 			case <-tick.C:
+				now := time.Now()
+				var hung []string
 				for _, h := range hs {
 					h.mu.Lock()
-					if !h.settled {
+					switch {
+					case h.settled:
+					case h.deadline.IsZero() || now.Before(h.deadline):
 						h.msg.InProgress()
+					case now.After(h.deadline.Add(w.Queue.Tunables.AckWait)) && !reported[h]:
+						reported[h] = true
+						hung = append(hung, h.task.Key())
 					}
 					h.mu.Unlock()
+				}
+				if len(hung) > 0 {
+					w.logf("tasks %v: training still running an ack wait past the task timeout %s; they are being redelivered", hung, w.TaskTimeout)
+					if w.Hung != nil {
+						w.Hung(hung)
+					}
 				}
 			}
 		}
