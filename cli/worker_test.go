@@ -27,6 +27,7 @@ func TestWorkerAndDistUsageErrors(t *testing.T) {
 		{"", []string{"worker", "--nats", "nats://127.0.0.1:1", "--device", "tpu"}, `--device "tpu"`},
 		{"", []string{"worker", "--nats", "nats://127.0.0.1:1", "--slots", "-2"}, "--slots -2"},
 		{"", []string{"worker", "--nats", "nats://127.0.0.1:1", "--idle-exit", "-1s"}, "--idle-exit -1s"},
+		{"", []string{"worker", "--nats", "nats://127.0.0.1:1", "--task-timeout", "-1s"}, "--task-timeout -1s"},
 		{"", tinySearch(out, "--workers", "many"), `--workers "many"`},
 		{"", tinySearch(out, "--workers", "nats", "--nats", "nats://h:4222", "--nats-listen", "127.0.0.1:0"), "either uses an external server or embeds one"},
 		{"", tinySearch(out, "--nats", "nats://h:4222"), "--workers 2 trains in this process"},
