@@ -56,7 +56,8 @@ tasks a worker holds (--slots) are trained together as one population on the GPU
 
 While it trains, a worker tells the server it is still working; a worker that dies or hangs has
 its tasks handed to another after the ack wait; so does a training that runs past --task-timeout,
-and a worker whose training does not even stop then exits 1 for its supervisor to replace it. On
+and a worker whose training does not even stop then finishes its other slots and exits 1, for its
+supervisor to replace it. On
 SIGTERM or Ctrl-C it stores what it finished, hands back what it had not, and exits 0. Workers may start before the search: they wait for its
 queue. Environment: NATS_URL and the NATS_CREDS, NATS_NKEY, NATS_CERT, NATS_KEY, NATS_CA of the
 NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
@@ -67,7 +68,7 @@ NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
 		gpuStageFlag, dataDirFlag,
 		&ucli.StringFlag{Name: "name", Usage: "worker name in results and progress (default: host-pid)", EnvVars: []string{"EVOSEARCH_WORKER_NAME"}},
 		&ucli.DurationFlag{Name: "idle-exit", Usage: "exit after this long without a task (0: never), for batch jobs", EnvVars: []string{"EVOSEARCH_IDLE_EXIT"}},
-		&ucli.DurationFlag{Name: "task-timeout", Value: 12 * time.Hour, Usage: "give up on a training (one task, or a GPU batch) that runs longer: its tasks go back to the queue, failed on their last delivery; one still running an ack wait later is taken as hung and the worker exits 1 (0: no limit)", EnvVars: []string{"EVOSEARCH_TASK_TIMEOUT"}},
+		&ucli.DurationFlag{Name: "task-timeout", Value: 12 * time.Hour, Usage: "give up on a training (one task, or a GPU batch) that runs longer: its tasks go back to the queue, failed on their last delivery; a training that does not stop is taken as hung, and the worker takes no more tasks and exits 1 once its other slots are done (0: no limit)", EnvVars: []string{"EVOSEARCH_TASK_TIMEOUT"}},
 	}, natsConnFlags()...),
 	Action: runWorker,
 }
@@ -81,10 +82,6 @@ const (
 	envHangOn  = "EVOSEARCH_TEST_HANG_ON"
 	envStallOn = "EVOSEARCH_TEST_STALL_ON"
 )
-
-// hungGrace is how long a worker whose training hung waits for its other
-// slots to store or hand back their work before it exits.
-const hungGrace = 10 * time.Second
 
 func runWorker(c *ucli.Context) error {
 	if c.Args().Present() {
@@ -148,24 +145,26 @@ func runWorker(c *ucli.Context) error {
 	}
 	w.IdleExit = c.Duration("idle-exit")
 	w.TaskTimeout = c.Duration("task-timeout")
-	runCtx, stopRun := context.WithCancel(c.Context)
-	defer stopRun()
-	var hung atomic.Bool
+	// A training that does not stop at --task-timeout: take no more tasks,
+	// let the other slots finish theirs, then exit 1 (Run cannot return
+	// while the hung training holds its slot).
+	var hung atomic.Int64
 	w.Hung = func(keys []string) {
-		if hung.Swap(true) {
-			return
+		if hung.Add(int64(len(keys))) == int64(len(keys)) {
+			go func() {
+				for !w.OnlyHung() {
+					time.Sleep(100 * time.Millisecond)
+				}
+				logf("exiting with a training still hung")
+				if w.Queue != nil {
+					_ = w.Queue.NC.FlushTimeout(2 * time.Second)
+				}
+				os.Exit(1)
+			}()
 		}
-		logf("the training of %v did not stop at --task-timeout %s: its tasks go to other workers; this worker stops, and exits 1 within %s",
-			keys, w.TaskTimeout, hungGrace)
-		stopRun()
-		go func() {
-			time.Sleep(hungGrace)
-			logf("exiting with the training of %v still hung", keys)
-			if w.Queue != nil {
-				_ = w.Queue.NC.FlushTimeout(2 * time.Second)
-			}
-			os.Exit(1)
-		}()
+		logf("the training of %v did not stop at --task-timeout %s; its tasks went to other workers; this worker takes no more tasks and exits 1 once its other slots are done",
+			keys, w.TaskTimeout)
+		w.Drain()
 	}
 
 	nc, err := dist.Connect(connConfig(c, c.String("nats"), "evosearch worker "+name, true))
@@ -184,13 +183,13 @@ func runWorker(c *ucli.Context) error {
 	}
 	w.Queue = q
 	logf("queue found (ack wait %s, %d deliveries at most)", q.Tunables.AckWait, q.Tunables.MaxDeliver)
-	if err := w.Run(runCtx); err != nil {
+	if err := w.Run(c.Context); err != nil {
 		return err
 	}
 	s := w.Stats()
 	logf("stopped: %d trained, %d already done, %d stored first by another worker, %d rejected, %d failed, %d handed back",
 		s.Trained, s.Skipped, s.Lost, s.Rejected, s.Failed, s.Returned)
-	if hung.Load() {
+	if hung.Load() > 0 {
 		return fmt.Errorf("worker %s: a training hung past --task-timeout %s", name, w.TaskTimeout)
 	}
 	return nil

@@ -1079,10 +1079,10 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 			ws.steps++
 			ws.Images += int64(sched.stepN[st] * len(live))
 			ws.trainCost = ws.trainCost.Add(cost)
-		}
-		if err := ctx.Err(); err != nil {
-			_ = d.Synchronize()
-			return ws, err
+			if err := ctx.Err(); err != nil { // between steps: a cancelled call returns within one
+				_ = d.Synchronize()
+				return ws, err
+			}
 		}
 		if opt.Progress != nil {
 			opt.Progress(PopProgress{Wave: waveNo, Epoch: e + 1, Epochs: sched.epochs, Candidates: len(live)})

@@ -636,6 +636,9 @@ func TestWorkerTaskTimeout(t *testing.T) {
 	if keys, _ := hungKeys.Load().([]string); len(keys) != 1 {
 		t.Errorf("hung keys %v, want the one task", keys)
 	}
+	if !stuck[0].OnlyHung() {
+		t.Errorf("the stuck worker holds nothing but the hung training, yet OnlyHung is false")
+	}
 	helper := r.startWorkers(t, 1, nil)
 	if err := <-errc; err != nil {
 		t.Fatal(err)

@@ -38,10 +38,11 @@
 //     candidate, a failed result is stored), skips a task whose result is
 //     already stored, and sends in-progress acks every AckWait/3 while it
 //     trains, up to Worker.TaskTimeout: a training past it has its context
-//     cancelled and its tasks handed back (failed on the last delivery),
-//     and a training that does not even return then stops being vouched
-//     for, so it is redelivered after the ack wait; an ack wait later the
-//     worker reports it (Worker.Hung; `evosearch worker` exits 1). A
+//     cancelled and its tasks handed back (failed on the last delivery);
+//     one that has not returned an ack wait later stops being vouched for,
+//     with the tasks held behind it, so they are redelivered; an ack wait
+//     after that the worker reports it (Worker.Hung; `evosearch worker`
+//     takes no more tasks and exits 1 once its other slots are done). A
 //     process that stays alive cannot keep a task forever.
 //   - A result is stored with Create: the first writer wins, so a task
 //     trained twice (a redelivery after a lost ack, a frozen worker that

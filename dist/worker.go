@@ -51,19 +51,24 @@ type Worker struct {
 	IdleExit      time.Duration // return after this long without a task; 0: never
 	// TaskTimeout bounds one training call (a task, or the batch of tasks
 	// a GPU worker trains together). Past it the evaluation's context is
-	// cancelled and its tasks go back to the queue (on their last
-	// delivery they are recorded failed), and their in-progress acks stop,
-	// so that a training which does not return is still redelivered after
-	// the ack wait. 0: no limit.
+	// cancelled, and a training that returns then has its tasks go back to
+	// the queue (on their last delivery they are recorded failed). One that
+	// has not returned an ack wait later is no longer vouched for, so its
+	// tasks (and the ones a batch worker holds behind it) are redelivered
+	// after the ack wait. 0: no limit.
 	TaskTimeout time.Duration
-	// Hung, if set, is called once per training that has not returned an
-	// ack wait after its TaskTimeout (its tasks are with other workers by
-	// then), with the tasks' keys. `evosearch worker` exits, so that its
+	// Hung, if set, is called once for the tasks of a training that has
+	// not returned two ack waits after its TaskTimeout (they are with
+	// other workers by then), with their keys. `evosearch worker` stops
+	// taking tasks, lets its other slots finish, and exits 1 so that its
 	// supervisor starts a fresh worker.
 	Hung func(keys []string)
 
 	cache      dataCache
 	busy       atomic.Int64
+	draining   atomic.Bool
+	calls      atomic.Int64 // process calls in flight
+	stuck      atomic.Int64 // of those, calls whose training was reported hung
 	lastActive atomic.Int64 // unix nanoseconds
 	stats      WorkerStats
 	statsMu    sync.Mutex
@@ -141,9 +146,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// Drain stops the worker taking new tasks; the ones it holds are trained
+// and settled as usual, and Run returns once they are.
+func (w *Worker) Drain() { w.draining.Store(true) }
+
+// OnlyHung reports whether some training was reported hung (Hung) and the
+// worker holds no other work: what is left will not finish.
+func (w *Worker) OnlyHung() bool {
+	s := w.stuck.Load()
+	return s > 0 && w.calls.Load() == s
+}
+
 // loop fetches up to n tasks at a time and processes them.
 func (w *Worker) loop(ctx context.Context, n int) {
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !w.draining.Load() {
 		msgs, err := w.fetch(n)
 		if err != nil {
 			w.logf("fetch: %v", err)
@@ -157,9 +173,11 @@ func (w *Worker) loop(ctx context.Context, n int) {
 			continue
 		}
 		w.busy.Add(int64(len(msgs)))
+		w.calls.Add(1)
 		w.lastActive.Store(time.Now().UnixNano())
 		w.process(ctx, msgs)
 		w.lastActive.Store(time.Now().UnixNano())
+		w.calls.Add(-1)
 		w.busy.Add(-int64(len(msgs)))
 	}
 }
@@ -442,8 +460,10 @@ func (w *Worker) reject(ctx context.Context, m jetstream.Msg, t *Task, delivery 
 
 // keepAlive sends in-progress acks for the held tasks until stop is
 // called, so that a long training does not run past the ack wait; but not
-// for tasks past their deadline (TaskTimeout), and for those still held an
-// ack wait later it reports the training hung (Hung).
+// for tasks an ack wait past their deadline (TaskTimeout: time for a
+// cancelled training to return), nor, from then on, for the tasks held
+// behind them; and for those still held another ack wait later it reports
+// the training hung (Hung).
 func (w *Worker) keepAlive(hs []*held) (stop func()) {
 	every := w.ProgressEvery
 	if every <= 0 {
@@ -457,6 +477,7 @@ func (w *Worker) keepAlive(hs []*held) (stop func()) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	reported := map[*held]bool{}
+	abandoned, stuck := false, false
 	go func() {
 		defer wg.Done()
 		tick := time.NewTicker(every)
@@ -466,22 +487,40 @@ func (w *Worker) keepAlive(hs []*held) (stop func()) {
 			case <-done:
 				return
 			case <-tick.C:
-				now := time.Now()
+				now, wait := time.Now(), w.Queue.Tunables.AckWait
 				var hung []string
+				overdue := false // a training two ack waits past its deadline
+				for _, h := range hs {
+					h.mu.Lock()
+					if !h.settled && !h.deadline.IsZero() {
+						abandoned = abandoned || now.After(h.deadline.Add(wait))
+						overdue = overdue || now.After(h.deadline.Add(2*wait))
+					}
+					h.mu.Unlock()
+				}
 				for _, h := range hs {
 					h.mu.Lock()
 					switch {
 					case h.settled:
-					case h.deadline.IsZero() || now.Before(h.deadline):
+					case overdue:
+						if !reported[h] { // with the tasks held behind it
+							reported[h] = true
+							hung = append(hung, h.task.Key())
+						}
+					case abandoned:
+						// At or behind a training that did not stop: let
+						// another worker have the tasks.
+					default:
 						h.msg.InProgress()
-					case now.After(h.deadline.Add(w.Queue.Tunables.AckWait)) && !reported[h]:
-						reported[h] = true
-						hung = append(hung, h.task.Key())
 					}
 					h.mu.Unlock()
 				}
+				if len(hung) > 0 && !stuck {
+					stuck = true
+					w.stuck.Add(1)
+				}
 				if len(hung) > 0 {
-					w.logf("tasks %v: training still running an ack wait past the task timeout %s; they are being redelivered", hung, w.TaskTimeout)
+					w.logf("tasks %v: training still running two ack waits past the task timeout %s; they have been handed to other workers", hung, w.TaskTimeout)
 					if w.Hung != nil {
 						w.Hung(hung)
 					}
