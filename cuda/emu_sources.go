@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "1d8dcdb6f40ac94c4b10dd0cac9a6ecea5ef809d43453f1c92cbfa74698e8b88"
+const emuSourcesDigest = "33b17ac73598c10a819303068163a6f07376d4f15a00cd1bd927b9897be847d4"

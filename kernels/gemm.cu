@@ -53,8 +53,9 @@
 
 // evo_gemm_tile computes one TM x TN tile of C (see above); A, B and C are
 // already offset to the block's batch. Not inlined: with all nine variants
-// inlined ptxas gave gemm_strided_grouped 168 registers (one block per SM);
-// as calls the kernel takes the largest variant's 64 (nvcc 11.8, sm_90).
+// inlined ptxas gave gemm_strided_grouped 167 registers (one block per SM);
+// as calls it takes 72 and the plain kernel 56 (nvcc 11.8, sm_90), and
+// ptxas still reads the tiles with shared-memory loads.
 template <int TM, int TN>
 static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, const float* __restrict__ A,
                                                      long long sar, int sam, int sak, const float* __restrict__ B,
