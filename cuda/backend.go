@@ -77,7 +77,7 @@ func (b *Backend) BackwardErr(op nets.OpKind, a *nets.Args) error {
 
 // Overwrites implements nets' optional gradient-overwrite extension: true
 // for the ops whose BackwardOverwrite sets every value of a fresh input
-// gradient (all but factorized reduce, attention and zero).
+// gradient (all but factorized reduce and zero).
 func (b *Backend) Overwrites(op nets.OpKind) bool { return overwrites(op) }
 
 // BackwardOverwrite is Backward, except that each a.DIn[k] with fresh[k]
@@ -483,12 +483,11 @@ func (t *opTensors) set(k int) int32 {
 
 // overwrites reports the ops whose backward, given opTensors.fresh, sets
 // every value of each fresh input gradient (so it need not be cleared
-// first). The others (factorized reduce's scatter, attention, zero) only
-// add.
+// first). The others (factorized reduce's scatter, zero) only add.
 func overwrites(op nets.OpKind) bool {
 	switch op {
 	case nets.OpConv, nets.OpBatchNorm, nets.OpReLU, nets.OpMaxPool, nets.OpAvgPool, nets.OpAdd, nets.OpConcat,
-		nets.OpGlobalAvgPool, nets.OpLinear:
+		nets.OpGlobalAvgPool, nets.OpLinear, nets.OpAttention:
 		return true
 	}
 	return false
@@ -624,7 +623,7 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpLinear:
 		c.linearForward(a, in[0], params, out)
 	case nets.OpAttention:
-		c.attention(a, in[0], out, Tensor{}, Tensor{}, Tensor{}, Tensor{})
+		c.attention(a, in[0], out, Tensor{}, Tensor{}, Tensor{}, Tensor{}, 0)
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no forward kernels", ErrArgs, op))
 	}
@@ -686,7 +685,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		c.linearBackward(a, in[0], params, dout, din[0], dparams, t.set(0))
 	case nets.OpAttention:
 		if din[0].Len > 0 {
-			c.attention(a, in[0], Tensor{}, dout, din[0], t.scratch[0], t.scratch[1])
+			c.attention(a, in[0], Tensor{}, dout, din[0], t.scratch[0], t.scratch[1], t.set(0))
 		}
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no backward kernels", ErrArgs, op))
@@ -889,7 +888,8 @@ func attnCap(d int) int {
 // attention runs the forward (y not null) or, given dy, the backward:
 // attention_fwd recomputes each query's log-sum-exp and delta = do . o
 // into the scratch tensors, then the dq and dk/dv kernels add into dx.
-func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor) {
+// With set, dx is stored rather than added into.
+func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
 	D := attnCap(d)
@@ -902,7 +902,7 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor) {
 		return
 	}
 	c.launch(fwd, grid, block, tileBytes, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
-	bwd := append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...)
+	bwd := append(append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...), set)
 	c.launch(dq, grid, block, tileBytes, bwd...)
 	c.launch(dkdv, grid, block, tileBytes+4*2*attnTile, bwd...)
 }

@@ -158,7 +158,8 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		return Cost{Bytes: f32 * (g.in + 2*g.w + g.out), FLOPs: g.flops} // dw +=
 	},
 	"gemm_strided": gemmCost,
-	// Attention (x, y, lse, dy, delta, C, P, heads; grid.z is N): the
+	// Attention (x, y, lse, dy, delta, C, P, heads, and set for the
+	// backward kernels; grid.z is N): the
 	// forward's two P x P x C products (as the op table counts them); the
 	// dq kernel recomputes the scores and dP and adds dS K (three), the
 	// dk/dv kernel the same two and dK, dV (four). x holds Q, K and V.
@@ -168,11 +169,11 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	},
 	"attention_bwd_dq": func(a costArgs, grid Dim3) Cost {
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		return Cost{Bytes: f32 * n * (6*c*pp + 2*h*pp), FLOPs: 6 * n * pp * pp * c}
+		return Cost{Bytes: f32 * n * ((6-a.i(8))*c*pp + 2*h*pp), FLOPs: 6 * n * pp * pp * c} // dq += (or =)
 	},
 	"attention_bwd_dkdv": func(a costArgs, grid Dim3) Cost {
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		return Cost{Bytes: f32 * n * (8*c*pp + 2*h*pp), FLOPs: 8 * n * pp * pp * c}
+		return Cost{Bytes: f32 * n * ((8-2*a.i(8))*c*pp + 2*h*pp), FLOPs: 8 * n * pp * pp * c} // dk, dv += (or =)
 	},
 	// The population step's own kernels (kernels/sched.cu).
 	"gather_batch_sched": func(a costArgs, _ Dim3) Cost {

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "33b17ac73598c10a819303068163a6f07376d4f15a00cd1bd927b9897be847d4"
+const emuSourcesDigest = "ef1af16886577cc1669fd72b59ecbf05ac9cc618fda5611f74ec02398c60031e"

@@ -578,7 +578,7 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 // clearing them all: walking the backward in its order (reverse node
 // order, as stepSegments records it), the first backward to write node j's
 // gradient stores into it (fresh[i][k] for node i's input k) when its op
-// overwrites; when it only adds (factorized reduce, attention, zero), j is
+// overwrites; when it only adds (factorized reduce, zero), j is
 // cleared before the step (clear). So are the gradients that no backward
 // writes but a backward reads: those of nodes that feed nothing (the
 // output's is written by the loss). On proxy-50 this saves about a fifth

@@ -19,6 +19,8 @@
 //   attention_bwd_dq   one thread per query: dq_i += scale * sum_t dS_it k_t.
 //   attention_bwd_dkdv one thread per key: dk_t += scale * sum_i dS_it q_i,
 //                      dv_t += sum_i P_it do_i.
+//   With their last argument set, both store instead of adding (between
+//   them they write every value of dx; see relu_bwd in elementwise.cu).
 // with P_it = exp(scale q_i.k_t - lse_i), dS_it = P_it (do_i.v_t - delta_i).
 // Splitting dq from dk/dv (FlashAttention-2's scheme) lets each thread own
 // the rows it writes: no atomics, a fixed summation order.
@@ -126,7 +128,7 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
                                                        const float* __restrict__ lse,
                                                        const float* __restrict__ delta, float* __restrict__ dx,
-                                                       int C, int P, int heads, float* smem) {
+                                                       int C, int P, int heads, int set, float* smem) {
     float* ks = smem;
     float* vs = smem + D * EVO_ATT_TILE;
     const int d = C / heads;
@@ -170,14 +172,17 @@ static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__
     }
     if (!live) return;
     float* dqo = dx + base;
-    for (int j = 0; j < d; j++) dqo[(long long)j * P + i] += dq[j];
+    for (int j = 0; j < d; j++) {
+        float* o = dqo + (long long)j * P + i;
+        *o = set ? dq[j] : *o + dq[j];
+    }
 }
 
 template <int D>
 static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict__ x, const float* __restrict__ dy,
                                                          const float* __restrict__ lse,
                                                          const float* __restrict__ delta, float* __restrict__ dx,
-                                                         int C, int P, int heads, float* smem) {
+                                                         int C, int P, int heads, int set, float* smem) {
     float* qs = smem;
     float* gs = smem + D * EVO_ATT_TILE;
     float* ls = smem + 2 * D * EVO_ATT_TILE;
@@ -232,8 +237,10 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
     float* dko = dx + base + (long long)C * P;
     float* dvo = dx + base + 2LL * C * P;
     for (int j = 0; j < d; j++) {
-        dko[(long long)j * P + t] += dk[j];
-        dvo[(long long)j * P + t] += dv[j];
+        float* ko = dko + (long long)j * P + t;
+        float* vo = dvo + (long long)j * P + t;
+        *ko = set ? dk[j] : *ko + dk[j];
+        *vo = set ? dv[j] : *vo + dv[j];
     }
 }
 
@@ -261,17 +268,17 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
     extern "C" __global__ void attention_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy,  \
                                                      const float* __restrict__ lse,                             \
                                                      const float* __restrict__ delta, float* __restrict__ dx,   \
-                                                     int C, int P, int heads) {                                 \
+                                                     int C, int P, int heads, int set) {                        \
         extern __shared__ float smem[];                                                                          \
-        evo_attn_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, smem);                                            \
+        evo_attn_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                       \
     }                                                                                                            \
     EVO_REGISTER(attention_bwd_dq_d##D);                                                                         \
     extern "C" __global__ void attention_bwd_dkdv_d##D(const float* __restrict__ x, const float* __restrict__ dy,\
                                                        const float* __restrict__ lse,                           \
                                                        const float* __restrict__ delta, float* __restrict__ dx, \
-                                                       int C, int P, int heads) {                               \
+                                                       int C, int P, int heads, int set) {                      \
         extern __shared__ float smem[];                                                                          \
-        evo_attn_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, smem);                                          \
+        evo_attn_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                     \
     }                                                                                                            \
     EVO_REGISTER(attention_bwd_dkdv_d##D);
 
