@@ -118,7 +118,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	}
 	switch op {
 	case nets.OpConv:
-		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight"}
+		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight", "conv1x1_bwd"}
 	case nets.OpBatchNorm:
 		return []string{"bn_stats", "bn_apply", "bn_bwd_reduce", "bn_bwd_dx"}
 	case nets.OpReLU:
@@ -712,6 +712,13 @@ func depthwiseShared(at nets.Attr) int {
 	return 4 * (side*side + at.Kernel*at.Kernel)
 }
 
+// conv1x1_bwd's limits (kernels/conv.cu): channels on either side, and
+// pixels per strip.
+const (
+	pw1x1MaxC  = 64
+	pw1x1Strip = 32
+)
+
 // maxDynamicShared is what a kernel may use without opting in to more.
 const maxDynamicShared = 48 << 10
 
@@ -739,6 +746,14 @@ func (c *call) convForward(a *nets.Args, x, w, y Tensor, relu bool) {
 // forward read max(x, 0): dw uses that, and dx is masked by mask (x).
 func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, relu bool, mask DevicePtr) {
 	is, os, at := a.InShape[0], a.OutShape, a.Attr
+	if isPointwise(a) && is.C <= pw1x1MaxC && os.C <= pw1x1MaxC && dx.Len > 0 && dw.Len > 0 {
+		// Both gradients in one pass over dy and x (kernels/conv.cu).
+		hw := is.H * is.W
+		strips := min(ceilDiv(hw, pw1x1Strip), 8)
+		c.launch("conv1x1_bwd", Dim3{X: ceilDiv(hw, strips*pw1x1Strip), Y: a.N}, Dim3{X: 256}, 0,
+			x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(os.C), i32(hw), i32(strips), set, boolArg(relu))
+		return
+	}
 	if isPointwise(a) {
 		hw := is.H * is.W
 		if dx.Len > 0 {

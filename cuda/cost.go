@@ -158,6 +158,17 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		return Cost{Bytes: f32 * (g.in + 2*g.w + g.out), FLOPs: g.flops} // dw +=
 	},
 	"gemm_strided": gemmCost,
+	// conv1x1_bwd (x, w, dy, dx, dw, Ci, Co, HW, strips, set, relu; grid.y
+	// is N, grid.x the pixel spans): dy and x read once, dx written (and
+	// read, unless set), dw added into; the two products.
+	"conv1x1_bwd": func(a costArgs, grid Dim3) Cost {
+		n, ci, co, hw := int64(max(grid.Y, 1)), a.i(5), a.i(6), a.i(7)
+		wantDx, wantDw := a.set(3), a.set(4)
+		bytes := n*hw*(co+ci) + ci*co                // dy, x, w
+		bytes += wantDx * n * ci * hw * (2 - a.i(9)) // dx
+		bytes += wantDw * 2 * ci * co                // dw +=
+		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * hw * ci * co * (wantDx + wantDw)}
+	},
 	// Attention (x, y, lse, dy, delta, C, P, heads, and set for the
 	// backward kernels; grid.z is N): the
 	// forward's two P x P x C products (as the op table counts them); the

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "ef1af16886577cc1669fd72b59ecbf05ac9cc618fda5611f74ec02398c60031e"
+const emuSourcesDigest = "6b9e9ebf827fae6aea884ef0e52913316ab70e6e787e18f51767d34ac1ab2ce5"

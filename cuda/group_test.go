@@ -291,6 +291,24 @@ var groupCases = map[string]gcase{
 				bref(1), i64(0), i64(0), i32(n), i32(1), bref(2), i64(0), i32(n), i32(1), i32(0), i32(64), i32(64), i32(0), nullArg}}
 		return []ginst{i1, i2, i3, i4}
 	}},
+	"conv1x1_bwd": {block: Dim3{X: 256}, atomic: true, insts: func(r *rand.Rand) []ginst {
+		// n, Ci, Co, HW, strips, set, relu, which outputs (1 dx, 2 dw, 3 both)
+		var out []ginst
+		for _, s := range [][8]int{{2, 16, 16, 70, 2, 0, 0, 3}, {1, 3, 64, 33, 8, 1, 1, 3}, {3, 64, 5, 9, 1, 0, 1, 1}, {2, 7, 9, 64, 1, 1, 0, 2}} {
+			n, ci, co, hw, strips := s[0], s[1], s[2], s[3], s[4]
+			dx, dw := any(bref(3)), any(bref(4))
+			if s[7]&1 == 0 {
+				dx = nullArg
+			}
+			if s[7]&2 == 0 {
+				dw = nullArg
+			}
+			out = append(out, ginst{grid: Dim3{X: ceilDiv(hw, strips*32), Y: n},
+				bufs: bufs(rnd(r, n*ci*hw), rnd(r, co*ci), rnd(r, n*co*hw), rnd(r, n*ci*hw), rnd(r, co*ci)),
+				args: []any{bref(0), bref(1), bref(2), dx, dw, i32(ci), i32(co), i32(hw), i32(strips), i32(s[5]), i32(s[6])}})
+		}
+		return out
+	}},
 	"linear_bias_rows": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
 		for _, s := range [][2]int{{3, 10}, {64, 7}, {1, 1}} {

@@ -242,3 +242,90 @@ EVO_BODY(conv2d_bwd_weight) {
     }
 }
 EVO_KERNELS(conv2d_bwd_weight);
+
+// conv1x1_bwd: the whole backward of a pointwise convolution (1x1, stride
+// 1, no padding, one group) with at most 64 input and 64 output channels,
+// in one pass over dy and x: dx[n,ci,p] (+)= sum over co of w[co,ci] *
+// dy[n,co,p], and dw[co,ci] += sum over n, p of dy[n,co,p] * x[n,ci,p].
+// The two GEMMs it replaces (gemm.cu) each read dy, and the weight
+// gradient x: here both products come from the same tiles in shared
+// memory, so dy and x are read once.
+//
+// A block takes sample n = block y and pixels [x0, x0 + span) of it, span =
+// strips * 32, in strips of 32: it stages the strip's dy (Co x 32) and x
+// (Ci x 32), with the whole filter w, in shared memory; each thread forms
+// up to 8 values of dx (one pixel, every eighth input channel) and keeps up
+// to 16 weight-gradient sums in registers across the strips, added into dw
+// with atomicAdd at the end (so the sum's order varies run to run, like
+// gemm_strided's split reductions). set stores dx instead of adding; relu
+// and mask fold a ReLU in front (as in conv2d_fwd and conv2d_bwd_data:
+// x is read as max(x, 0), and dx is zeroed where x <= 0). A null dx or dw
+// is not computed. Matches nets.RefConvBackward for the 1x1 case. Launch:
+// 256 threads, grid (ceil(HW / span), N).
+#define EVO_PW_STRIP 32
+#define EVO_PARAMS_conv1x1_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
+    X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, Ci) X(int, Co) \
+    X(int, HW) X(int, strips) X(int, set) X(int, relu)
+EVO_BODY(conv1x1_bwd) {
+    EVO_UNPACK(conv1x1_bwd);
+    __shared__ float dys[64][EVO_PW_STRIP + 1];
+    __shared__ float xs[64][EVO_PW_STRIP + 1];
+    __shared__ float ws[64][65];
+    const int tid = threadIdx.x;
+    const long long n = g.by;
+    const float* dyn = dy + n * Co * (long long)HW;
+    const float* xn = x + n * Ci * (long long)HW;
+    for (int e = tid; e < Co * Ci; e += 256) ws[e / Ci][e % Ci] = w[e];
+    float acc[16];
+#pragma unroll
+    for (int k = 0; k < 16; k++) acc[k] = 0.0f;
+    const int span = strips * EVO_PW_STRIP;
+    const int pend = evo_imin(HW, (g.bx + 1) * span);
+    for (int p0 = g.bx * span; p0 < pend; p0 += EVO_PW_STRIP) {
+        __syncthreads();  // the previous strip's readers are done (and ws is in)
+        for (int e = tid; e < Co * EVO_PW_STRIP; e += 256) {
+            const int c = e / EVO_PW_STRIP, p = e % EVO_PW_STRIP;
+            dys[c][p] = p0 + p < HW ? dyn[(long long)c * HW + p0 + p] : 0.0f;
+        }
+        for (int e = tid; e < Ci * EVO_PW_STRIP; e += 256) {
+            const int c = e / EVO_PW_STRIP, p = e % EVO_PW_STRIP;
+            const float v = p0 + p < HW ? xn[(long long)c * HW + p0 + p] : 0.0f;
+            xs[c][p] = relu ? fmaxf(v, 0.0f) : v;
+        }
+        __syncthreads();
+        if (dx) {
+            const int p = tid % EVO_PW_STRIP;
+            if (p0 + p < HW) {
+                for (int ci = tid / EVO_PW_STRIP; ci < Ci; ci += 256 / EVO_PW_STRIP) {
+                    float s = 0.0f;
+                    for (int co = 0; co < Co; co++) s += ws[co][ci] * dys[co][p];
+                    if (relu && !(xs[ci][p] > 0.0f)) s = 0.0f;
+                    float* o = dx + (n * Ci + ci) * (long long)HW + p0 + p;
+                    *o = set ? s : *o + s;
+                }
+            }
+        }
+        if (dw) {
+#pragma unroll
+            for (int k = 0; k < 16; k++) {
+                const int e = tid + 256 * k;
+                if (e < Co * Ci) {
+                    const int co = e / Ci, ci = e % Ci;
+                    float s = acc[k];
+                    for (int p = 0; p < EVO_PW_STRIP; p++) s += dys[co][p] * xs[ci][p];
+                    acc[k] = s;
+                }
+            }
+        }
+    }
+    if (dw) {
+#pragma unroll
+        for (int k = 0; k < 16; k++) {
+            const int e = tid + 256 * k;
+            if (e < Co * Ci) atomicAdd(dw + e, acc[k]);
+        }
+    }
+}
+// Bounded to three blocks of 256 per SM: unbounded, ptxas gave the grouped
+// kernel 126 registers (two blocks, 16 warps).
+EVO_KERNELS_BOUNDED(conv1x1_bwd, 256, 3);

@@ -189,16 +189,21 @@ static __device__ __forceinline__ const evo_group_entry* evo_group_find(const ev
 // body reads like the kernel it replaced.
 #define EVO_UNPACK(NAME) EVO_PARAMS_##NAME(EVO_X_UNPACK)(void)0
 
-// EVO_KERNELS(NAME) defines and registers NAME and NAME_grouped.
-#define EVO_KERNELS(NAME)                                                                                   \
-    extern "C" __global__ void NAME(EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_PARAM))) {                            \
+// EVO_KERNELS(NAME) defines and registers NAME and NAME_grouped;
+// EVO_KERNELS_BOUNDED(NAME, THREADS, BLOCKS) the same with
+// __launch_bounds__(THREADS, BLOCKS) on both, for a body whose register
+// use would otherwise leave too few blocks per SM.
+#define EVO_KERNELS(NAME) EVO_KERNELS_ATTR(NAME, )
+#define EVO_KERNELS_BOUNDED(NAME, THREADS, BLOCKS) EVO_KERNELS_ATTR(NAME, __launch_bounds__(THREADS, BLOCKS))
+#define EVO_KERNELS_ATTR(NAME, ATTR)                                                                        \
+    extern "C" __global__ void ATTR NAME(EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_PARAM))) {                       \
         const NAME##_params p = {EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_NAME))};                                 \
         const evo_grid g = {(int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z,                             \
                             (int)gridDim.x,  (int)gridDim.y,  (int)gridDim.z};                             \
         NAME##_body(p, g);                                                                                 \
     }                                                                                                      \
     EVO_REGISTER(NAME);                                                                                    \
-    extern "C" __global__ void NAME##_grouped(const evo_group_entry* __restrict__ table, int count,        \
+    extern "C" __global__ void ATTR NAME##_grouped(const evo_group_entry* __restrict__ table, int count,   \
                                               const unsigned char* __restrict__ blobs) {                   \
         evo_grid g;                                                                                        \
         const evo_group_entry* e = evo_group_find(table, count, &g);                                       \
