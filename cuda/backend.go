@@ -118,7 +118,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	}
 	switch op {
 	case nets.OpConv:
-		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight", "conv1x1_bwd"}
+		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight", "conv1x1_bwd", "convdw_bwd"}
 	case nets.OpBatchNorm:
 		return []string{"bn_stats", "bn_apply", "bn_bwd_reduce", "bn_bwd_dx"}
 	case nets.OpReLU:
@@ -719,6 +719,11 @@ const (
 	pw1x1Strip = 32
 )
 
+// convdwMaxShared bounds convdw_bwd's dynamic shared memory (an input and
+// an output plane): 40 KiB, under the 48 KiB a block gets without opting
+// in, with room for its static reduction scratch.
+const convdwMaxShared = 40 << 10
+
 // maxDynamicShared is what a kernel may use without opting in to more.
 const maxDynamicShared = 48 << 10
 
@@ -768,6 +773,15 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, re
 				B: x.Ptr, sbr: is.C * hw, sbk: 1, sbn: hw,
 				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true, reluB: relu})
 		}
+		return
+	}
+	if planes := 4 * (is.H*is.W + os.H*os.W); at.Groups == is.C && os.C == is.C && at.Kernel <= 5 && planes <= convdwMaxShared &&
+		dx.Len > 0 && dw.Len > 0 {
+		// Depthwise: both gradients in one pass over dy and x, a plane per
+		// block (kernels/conv.cu).
+		c.launch("convdw_bwd", Dim3{X: is.C, Y: a.N}, Dim3{X: 256}, planes,
+			x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
+			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), set, boolArg(relu))
 		return
 	}
 	if dx.Len > 0 {

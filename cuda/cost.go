@@ -161,6 +161,14 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	// conv1x1_bwd (x, w, dy, dx, dw, Ci, Co, HW, strips, set, relu; grid.y
 	// is N, grid.x the pixel spans): dy and x read once, dx written (and
 	// read, unless set), dw added into; the two products.
+	// convdw_bwd (x, w, dy, dx, dw, C, H, W, OH, OW, k, stride, pad, dil,
+	// set, relu; grid.y is N): likewise for a depthwise convolution.
+	"convdw_bwd": func(a costArgs, grid Dim3) Cost {
+		n, c, in, out, taps := int64(max(grid.Y, 1)), a.i(5), a.i(6)*a.i(7), a.i(8)*a.i(9), a.i(10)*a.i(10)
+		wantDx, wantDw := a.set(3), a.set(4)
+		bytes := n*c*(in+out) + c*taps + wantDx*n*c*in*(2-a.i(14)) + wantDw*2*c*taps
+		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * c * out * taps * (wantDx + wantDw)}
+	},
 	"conv1x1_bwd": func(a costArgs, grid Dim3) Cost {
 		n, ci, co, hw := int64(max(grid.Y, 1)), a.i(5), a.i(6), a.i(7)
 		wantDx, wantDw := a.set(3), a.set(4)

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "6b9e9ebf827fae6aea884ef0e52913316ab70e6e787e18f51767d34ac1ab2ce5"
+const emuSourcesDigest = "dde82827cc8fc6028eb7e724428230e544266692dd9cdc34ec25849d6de50123"

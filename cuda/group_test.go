@@ -309,6 +309,26 @@ var groupCases = map[string]gcase{
 		}
 		return out
 	}},
+	"convdw_bwd": {block: Dim3{X: 256}, atomic: true, insts: func(r *rand.Rand) []ginst {
+		// n, C, H, W, k, stride, pad, dil, set, relu, which outputs (1 dx, 2 dw, 3 both)
+		var out []ginst
+		for _, s := range [][11]int{{2, 3, 8, 7, 3, 1, 1, 1, 0, 0, 3}, {1, 2, 9, 9, 5, 2, 4, 2, 1, 1, 3}, {2, 1, 5, 6, 3, 1, 2, 2, 0, 1, 1}, {1, 4, 6, 6, 3, 2, 1, 1, 1, 0, 2}} {
+			n, c, h, w, k, st, pad, dil := s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
+			oh, ow := (h+2*pad-dil*(k-1)-1)/st+1, (w+2*pad-dil*(k-1)-1)/st+1
+			dx, dw := any(bref(3)), any(bref(4))
+			if s[10]&1 == 0 {
+				dx = nullArg
+			}
+			if s[10]&2 == 0 {
+				dw = nullArg
+			}
+			out = append(out, ginst{grid: Dim3{X: c, Y: n}, shared: 4 * (h*w + oh*ow),
+				bufs: bufs(rnd(r, n*c*h*w), rnd(r, c*k*k), rnd(r, n*c*oh*ow), rnd(r, n*c*h*w), rnd(r, c*k*k)),
+				args: []any{bref(0), bref(1), bref(2), dx, dw, i32(c), i32(h), i32(w), i32(oh), i32(ow), i32(k), i32(st), i32(pad), i32(dil),
+					i32(s[8]), i32(s[9])}})
+		}
+		return out
+	}},
 	"linear_bias_rows": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
 		for _, s := range [][2]int{{3, 10}, {64, 7}, {1, 1}} {

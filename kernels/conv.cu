@@ -329,3 +329,88 @@ EVO_BODY(conv1x1_bwd) {
 // Bounded to three blocks of 256 per SM: unbounded, ptxas gave the grouped
 // kernel 126 registers (two blocks, 16 warps).
 EVO_KERNELS_BOUNDED(conv1x1_bwd, 256, 3);
+
+// convdw_bwd: the whole backward of a depthwise convolution (groups == C
+// == K, k*k <= 25 taps) whose input and output planes fit in shared memory
+// together, in one pass over dy and x: a block takes one plane (sample n =
+// block y, channel c = block x), stages dy's and x's plane, and forms dx
+// (each input value gathers the outputs whose window holds it, in
+// conv2d_bwd_data's order) and the plane's share of dw (each tap summed
+// over the block, added into dw with atomicAdd, so its order varies run to
+// run). set, relu and a null dx or dw as in conv1x1_bwd. Matches
+// nets.RefConvBackward for the depthwise case. Launch: 256 threads (8
+// warps), grid (C, N), dynamic shared memory (H*W + OH*OW) floats; k <= 5.
+#define EVO_PARAMS_convdw_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
+    X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, C) X(int, H) \
+    X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, dil) X(int, set) X(int, relu)
+EVO_BODY(convdw_bwd) {
+    EVO_UNPACK(convdw_bwd);
+    extern __shared__ float smem[];
+    __shared__ float red[25 * 8];  // per tap, each warp's sum
+    float* xs = smem;            // H x W, max(x, 0) with relu
+    float* gs = smem + H * W;    // OH x OW
+    const int c = g.bx;
+    const long long n = g.by;
+    const int tid = threadIdx.x;
+    const float* xp = x + (n * C + c) * (long long)H * W;
+    const float* gp = dy + (n * C + c) * (long long)OH * OW;
+    const float* wc = w + (long long)c * k * k;
+    for (int e = tid; e < H * W; e += blockDim.x) xs[e] = relu ? fmaxf(xp[e], 0.0f) : xp[e];
+    for (int e = tid; e < OH * OW; e += blockDim.x) gs[e] = gp[e];
+    __syncthreads();
+    if (dx) {
+        float* dp = dx + (n * C + c) * (long long)H * W;
+        for (int e = tid; e < H * W; e += blockDim.x) {
+            const int iy = e / W, ix = e % W;
+            float s = 0.0f;
+            for (int ky = 0; ky < k; ky++) {
+                const int ty = iy + pad - ky * dil;
+                if (ty < 0 || ty % stride != 0) continue;
+                const int oy = ty / stride;
+                if (oy >= OH) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    const int tx = ix + pad - kx * dil;
+                    if (tx < 0 || tx % stride != 0) continue;
+                    const int ox = tx / stride;
+                    if (ox >= OW) continue;
+                    s += wc[ky * k + kx] * gs[oy * OW + ox];
+                }
+            }
+            if (relu && !(xs[e] > 0.0f)) s = 0.0f;
+            dp[e] = set ? s : dp[e] + s;
+        }
+    }
+    if (dw) {
+        // Each thread's share of every tap in registers (at most 25), then
+        // per tap a warp sum, the warps' sums through shared memory, and
+        // one atomicAdd per tap and block.
+        const int taps = k * k;
+        float part[25];
+#pragma unroll
+        for (int t = 0; t < 25; t++) part[t] = 0.0f;
+        for (int e = tid; e < OH * OW; e += blockDim.x) {
+            const int oy = e / OW, ox = e % OW;
+            const float gv = gs[e];
+#pragma unroll
+            for (int t = 0; t < 25; t++) {
+                if (t >= taps) break;
+                const int iy = oy * stride - pad + (t / k) * dil, ix = ox * stride - pad + (t % k) * dil;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) part[t] += gv * xs[iy * W + ix];
+            }
+        }
+        const int lane = tid % EVO_WARP, warp = tid / EVO_WARP, nwarps = blockDim.x / EVO_WARP;
+#pragma unroll
+        for (int t = 0; t < 25; t++) {
+            if (t >= taps) break;  // uniform: every lane takes part in the sum
+            const float v = evo_warp_sum(part[t]);
+            if (lane == 0) red[t * 8 + warp] = v;
+        }
+        __syncthreads();
+        if (tid < taps) {
+            float s = 0.0f;
+            for (int q = 0; q < nwarps; q++) s += red[tid * 8 + q];
+            atomicAdd(dw + (long long)c * taps + tid, s);
+        }
+    }
+}
+EVO_KERNELS(convdw_bwd);
