@@ -102,7 +102,11 @@ func runProfile(c *ucli.Context) error {
 	w := c.App.Writer
 	fmt.Fprintf(w, "profile of %s on %s\n", r.Workload, r.Device)
 	if len(r.Spans) > 0 {
-		fmt.Fprint(w, profile.Table(r.Kernels, r.Summary))
+		peak := 0.0
+		if r.GPU != nil {
+			peak = r.GPU.PeakGBps
+		}
+		fmt.Fprint(w, profile.Table(r.Kernels, r.Summary, peak))
 	}
 	if g := r.GPUSummary; g.Samples > 0 {
 		fmt.Fprintf(w, "GPU %s, %d samples: utilization.gpu %.0f%% mean", r.GPU.Name, g.Samples, g.MeanGPUUtil)

@@ -154,8 +154,10 @@ func StepSpans(spans []Span) []Span {
 	return kept
 }
 
-// Table renders stats as the terminal's summary table.
-func Table(stats []KernelStat, sum Summary) string {
+// Table renders stats as the terminal's summary table. With peakGBps > 0
+// (the device's memory bandwidth, DeviceInfo.PeakGBps) it adds each
+// kernel's GB/s as a share of it.
+func Table(stats []KernelStat, sum Summary, peakGBps float64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "spans %d, tracks %d, steps %d: wall %.3f ms (%.3f ms per step), busy %.3f ms, overlap %.2f\n",
 		sum.Spans, sum.Tracks, sum.Steps, sum.WallMs, sum.StepMs, sum.BusyMs, sum.Overlap)
@@ -163,7 +165,14 @@ func Table(stats []KernelStat, sum Summary) string {
 	for _, k := range stats {
 		width = max(width, len(k.Name))
 	}
-	fmt.Fprintf(&b, "%-*s %7s %9s %11s %11s %6s %9s %9s\n", width, "kernel", "calls", "launches", "total ms", "mean us", "share", "GB/s", "GFLOP/s")
+	peakCol := func(v string) string {
+		if peakGBps <= 0 {
+			return ""
+		}
+		return fmt.Sprintf(" %7s", v)
+	}
+	fmt.Fprintf(&b, "%-*s %7s %9s %11s %11s %6s %9s%s %9s\n", width, "kernel", "calls", "launches", "total ms", "mean us", "share", "GB/s",
+		peakCol("of peak"), "GFLOP/s")
 	rate := func(v float64) string {
 		if v == 0 {
 			return "-"
@@ -171,8 +180,12 @@ func Table(stats []KernelStat, sum Summary) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	for _, k := range stats {
-		fmt.Fprintf(&b, "%-*s %7d %9d %11.3f %11.2f %5.1f%% %9s %9s\n", width, k.Name, k.Calls, k.Instances,
-			k.TotalMs, k.MeanUs, 100*k.Share, rate(k.GBps), rate(k.GFLOPs))
+		ofPeak := "-"
+		if k.GBps > 0 && peakGBps > 0 {
+			ofPeak = fmt.Sprintf("%.1f%%", 100*k.GBps/peakGBps)
+		}
+		fmt.Fprintf(&b, "%-*s %7d %9d %11.3f %11.2f %5.1f%% %9s%s %9s\n", width, k.Name, k.Calls, k.Instances,
+			k.TotalMs, k.MeanUs, 100*k.Share, rate(k.GBps), peakCol(ofPeak), rate(k.GFLOPs))
 	}
 	return b.String()
 }

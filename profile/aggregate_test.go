@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -52,11 +53,24 @@ func TestAggregate(t *testing.T) {
 	if !near(share, 1) {
 		t.Errorf("shares add up to %g", share)
 	}
-	tab := Table(stats, sum)
+	tab := Table(stats, sum, 0)
 	for _, want := range []string{"kernel", "conv_fwd_grouped", "57.1%", "100.0"} {
 		if !strings.Contains(tab, want) {
 			t.Errorf("table lacks %q:\n%s", want, tab)
 		}
+	}
+	if strings.Contains(tab, "of peak") {
+		t.Errorf("a share of the peak bandwidth without one:\n%s", tab)
+	}
+	// With the device's peak, each kernel's GB/s as a share of it.
+	tab = Table(stats, sum, 1000)
+	for _, k := range stats {
+		if k.GBps > 0 && !strings.Contains(tab, fmt.Sprintf("%.1f%%", 100*k.GBps/1000)) {
+			t.Errorf("table lacks %s's %.1f GB/s as a share of 1000:\n%s", k.Name, k.GBps, tab)
+		}
+	}
+	if !strings.Contains(tab, "of peak") {
+		t.Errorf("no share-of-peak column:\n%s", tab)
 	}
 	if st, sm := Aggregate(nil); st != nil || sm.Spans != 0 {
 		t.Errorf("no spans: %v %+v", st, sm)

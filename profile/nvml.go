@@ -26,6 +26,15 @@ type DeviceInfo struct {
 	// GPM says whether the device supports GPU Performance Monitoring
 	// (Hopper and newer), so samples carry SM utilization and occupancy.
 	GPM bool `json:"gpm"`
+	// PeakGBps is the memory's peak bandwidth, from its bus width and
+	// maximum clock (two transfers per clock), in GB/s; 0 if unknown.
+	PeakGBps float64 `json:"peak_gb_per_s,omitempty"`
+}
+
+// peakGBps is the bandwidth of a memory bus of bits bits at clockMHz,
+// two transfers per clock (as nvidia-smi's figures count HBM and GDDR).
+func peakGBps(bits, clockMHz uint32) float64 {
+	return 2 * float64(clockMHz) * 1e6 * float64(bits) / 8 / 1e9
 }
 
 // Sampler reads a GPU's counters at a fixed interval in its own goroutine
@@ -136,6 +145,11 @@ func StartNVML(index int, interval time.Duration, origin time.Time) (*Sampler, e
 	}
 	if m, ret := dev.GetMemoryInfo(); ret == nvml.SUCCESS {
 		info.MemTotalMB = float64(m.Total) / (1 << 20)
+	}
+	if bits, ret := dev.GetMemoryBusWidth(); ret == nvml.SUCCESS {
+		if clock, ret := dev.GetMaxClockInfo(nvml.CLOCK_MEM); ret == nvml.SUCCESS {
+			info.PeakGBps = peakGBps(bits, clock)
+		}
 	}
 	if sup, ret := dev.GpmQueryDeviceSupport(); ret == nvml.SUCCESS && sup.IsSupportedDevice != 0 {
 		if err := r.allocGPM(); err == nil {

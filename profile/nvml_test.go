@@ -59,3 +59,13 @@ func TestSamplerLoop(t *testing.T) {
 		t.Errorf("warnings %v", w)
 	}
 }
+
+func TestPeakGBps(t *testing.T) {
+	// An H100 SXM: HBM3 on a 5,120-bit bus at 2,619 MHz, about 3.35 TB/s.
+	if got := peakGBps(5120, 2619); got < 3350 || got > 3353 {
+		t.Errorf("peakGBps(5120, 2619) = %.1f, want about 3352", got)
+	}
+	if got := peakGBps(0, 1000); got != 0 {
+		t.Errorf("no bus: %g", got)
+	}
+}
