@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -16,9 +17,12 @@ var benchKernelsCommand = &ucli.Command{
 shapes: C=16, 32x32 maps, batch 64) as BenchmarkOpKernels does: inputs uploaded
 once, then --iters rounds of forward and backward with a driver event before,
 between and after, on the default stream. Each line has the case, op, in_shape and
-out_shape (per sample, CxHxW), batch, fwd_us and bwd_us (mean per call) and, for the
-matrix-product ops, the forward's fwd_gflops. --quick uses 8x8 maps, batch 2 and
-2 rounds: enough for the emulator to check the path, saying nothing about speed.`,
+out_shape (per sample, CxHxW), batch, fwd_us and bwd_us (mean per call), the
+launches' compulsory traffic per second (fwd_gb_per_s, bwd_gb_per_s) and, for the
+matrix-product ops, the forward's fwd_gflops. The first line ("case":"copy") is a
+streaming copy of 256 MiB by a kernel: the bandwidth to read the others against.
+--quick uses 8x8 maps, batch 2, 2 rounds and a 1 MiB copy: enough for the emulator
+to check the path, saying nothing about speed.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "device", Value: "cuda", Usage: "cuda (GPU 0; needs a -tags cuda build) or cuda-emu (the CPU emulator: slow, for checking)"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch of every case"},
@@ -54,7 +58,8 @@ matrix-product ops, the forward's fwd_gflops. --quick uses 8x8 maps, batch 2 and
 				cases = append(cases, kc)
 			}
 		}
-		if len(cases) == 0 {
+		runCopy := strings.Contains("copy", c.String("case"))
+		if len(cases) == 0 && !runCopy {
 			return usagef("--case %q: matches no case", c.String("case"))
 		}
 		var d cuda.Driver
@@ -72,6 +77,23 @@ matrix-product ops, the forward's fwd_gflops. --quick uses 8x8 maps, batch 2 and
 		defer d.Close()
 		be := cuda.NewBackend(d)
 		defer be.Close()
+		if runCopy {
+			mib := 256
+			if c.Bool("quick") {
+				mib = 1
+			}
+			ms, err := be.BenchCopy(mib<<20/4, iters)
+			if err != nil {
+				return fmt.Errorf("bench kernels: %w", err)
+			}
+			line := copyLine{Bench: "kernels", Case: "copy", MiB: mib, Iters: iters, Device: d.Name(), Us: round3(1000 * ms)}
+			if ms > 0 {
+				line.GBps = round3(2 * float64(mib<<20) / (ms / 1000) / 1e9)
+			}
+			if err := printJSONLine(c.App.Writer, line); err != nil {
+				return err
+			}
+		}
 		for i, kc := range cases {
 			r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
 			if err != nil {
@@ -84,6 +106,9 @@ matrix-product ops, the forward's fwd_gflops. --quick uses 8x8 maps, batch 2 and
 		return nil
 	},
 }
+
+// round3 rounds v to three decimals.
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 // kernelLine is one JSON line of `evosearch bench kernels`.
 type kernelLine struct {
@@ -98,6 +123,22 @@ type kernelLine struct {
 	FwdUs     float64 `json:"fwd_us"`
 	BwdUs     float64 `json:"bwd_us"`
 	FwdGFLOPs float64 `json:"fwd_gflops,omitempty"`
+	// The launches' compulsory traffic per second (cuda.Cost), a lower
+	// bound of the bandwidth used.
+	FwdGBps float64 `json:"fwd_gb_per_s,omitempty"`
+	BwdGBps float64 `json:"bwd_gb_per_s,omitempty"`
+}
+
+// copyLine is the first line of `evosearch bench kernels`: a streaming
+// copy's bandwidth, the roofline for the other lines' GB/s.
+type copyLine struct {
+	Bench  string  `json:"bench"` // "kernels"
+	Case   string  `json:"case"`  // "copy"
+	MiB    int     `json:"mib"`
+	Iters  int     `json:"iters"`
+	Device string  `json:"device"`
+	Us     float64 `json:"us"`
+	GBps   float64 `json:"gb_per_s"` // bytes read plus bytes written, per second
 }
 
 func newKernelLine(r cuda.KernelTiming, device string) kernelLine {
@@ -105,8 +146,8 @@ func newKernelLine(r cuda.KernelTiming, device string) kernelLine {
 	for _, s := range r.Case.In {
 		in = append(in, s.String())
 	}
-	round3 := func(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
 	return kernelLine{Bench: "kernels", Case: r.Case.Name, Op: r.Case.Op.String(),
 		In: strings.Join(in, "+"), Out: r.Out.String(), Batch: r.N, Iters: r.Iters, Device: device,
-		FwdUs: round3(1000 * r.FwdMs), BwdUs: round3(1000 * r.BwdMs), FwdGFLOPs: round3(r.FwdGFLOPs())}
+		FwdUs: round3(1000 * r.FwdMs), BwdUs: round3(1000 * r.BwdMs), FwdGFLOPs: round3(r.FwdGFLOPs()),
+		FwdGBps: round3(r.FwdGBps()), BwdGBps: round3(r.BwdGBps())}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,13 +180,34 @@ func TestBenchKernelsQuickEmulator(t *testing.T) {
 			FwdUs                   float64 `json:"fwd_us"`
 			BwdUs                   float64 `json:"bwd_us"`
 			FwdGFLOPs               float64 `json:"fwd_gflops"`
+			FwdGBps                 float64 `json:"fwd_gb_per_s"`
+			BwdGBps                 float64 `json:"bwd_gb_per_s"`
 		}
 		if err := json.Unmarshal([]byte(l), &v); err != nil {
 			t.Fatalf("not JSON: %q: %v", l, err)
 		}
 		if v.Bench != "kernels" || v.Op != "conv2d" || v.Device != "emulator" || v.Batch != 2 || v.Iters != 2 ||
-			v.FwdUs <= 0 || v.BwdUs <= 0 || v.FwdGFLOPs <= 0 || v.In != "16x8x8" || v.Out != "16x8x8" {
+			v.FwdUs <= 0 || v.BwdUs <= 0 || v.FwdGFLOPs <= 0 || v.In != "16x8x8" || v.Out != "16x8x8" ||
+			v.FwdGBps <= 0 || v.BwdGBps <= 0 {
 			t.Errorf("line %+v", v)
 		}
+	}
+	// The copy line: the bandwidth the others are read against.
+	code, out, stderr = run(context.Background(), "bench", "kernels", "--device", "cuda-emu", "--quick", "--case", "copy")
+	if code != 0 {
+		t.Fatalf("copy: exit %d: %s", code, stderr)
+	}
+	var cp struct {
+		Bench, Case, Device string
+		MiB, Iters          int
+		Us                  float64
+		GBps                float64 `json:"gb_per_s"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &cp); err != nil {
+		t.Fatalf("copy line not JSON: %q: %v", out, err)
+	}
+	if cp.Bench != "kernels" || cp.Case != "copy" || cp.MiB != 1 || cp.Iters != 2 || cp.Us <= 0 ||
+		math.Abs(cp.GBps-2*(1<<20)/(cp.Us/1e6)/1e9) > 0.01*cp.GBps+1e-3 {
+		t.Errorf("copy line %+v", cp)
 	}
 }

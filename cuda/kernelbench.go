@@ -64,6 +64,21 @@ type KernelTiming struct {
 	// FwdFLOPs is the forward's FLOPs for the batch (nets.Ops; a
 	// multiply-add counts 2; 0 for ops that are not matrix products).
 	FwdFLOPs int64
+	// FwdCost and BwdCost are the launches' compulsory traffic and
+	// product FLOPs (LaunchCost summed).
+	FwdCost, BwdCost Cost
+}
+
+// FwdGBps and BwdGBps are the achieved compulsory traffic per second, in
+// GB/s (0 when unknown).
+func (k KernelTiming) FwdGBps() float64 { return gbps(k.FwdCost.Bytes, k.FwdMs) }
+func (k KernelTiming) BwdGBps() float64 { return gbps(k.BwdCost.Bytes, k.BwdMs) }
+
+func gbps(bytes int64, ms float64) float64 {
+	if bytes == 0 || ms <= 0 {
+		return 0
+	}
+	return float64(bytes) / (ms / 1000) / 1e9
 }
 
 // FwdGFLOPs is the forward's achieved GFLOP/s (0 when unknown).
@@ -97,11 +112,17 @@ func (b *Backend) BenchOp(kc KernelCase, n, iters int, seed uint64, ready func()
 	}
 	start, mid, end := ev[0], ev[1], ev[2]
 	var fwdMs, bwdMs float64
+	var fwdCost, bwdCost Cost
 	err = b.run(func(cl *call) {
 		ft, bt := cl.prepare(kc.Op, a, false), cl.prepare(kc.Op, a, true)
 		if cl.plan || cl.err != nil {
 			return
 		}
+		// What the launches move: recorded, not run.
+		rf, rb := &recorder{Driver: d}, &recorder{Driver: d}
+		rf.call().launchForward(kc.Op, a, ft)
+		rb.call().launchBackward(kc.Op, a, bt)
+		fwdCost, bwdCost = cmdsCost(rf.cmds), cmdsCost(rb.cmds)
 		if ready != nil {
 			ready()
 		}
@@ -123,7 +144,46 @@ func (b *Backend) BenchOp(kc KernelCase, n, iters int, seed uint64, ready func()
 		return KernelTiming{}, fmt.Errorf("cuda: bench %s: %w", kc.Name, err)
 	}
 	return KernelTiming{Case: kc, Out: a.OutShape, N: n, Iters: iters, FwdMs: fwdMs / float64(iters), BwdMs: bwdMs / float64(iters),
-		FwdFLOPs: nets.Ops[kc.Op].FLOPs(kc.Attr, kc.In, a.OutShape) * int64(n)}, nil
+		FwdFLOPs: nets.Ops[kc.Op].FLOPs(kc.Attr, kc.In, a.OutShape) * int64(n), FwdCost: fwdCost, BwdCost: bwdCost}, nil
+}
+
+// BenchCopy times a device-to-device copy of floats values by a kernel
+// (concat_copy over one sample), iters times between driver events, and
+// returns the mean time of one copy: the memory bandwidth a simple
+// streaming kernel reaches, the roofline the other kernels' GB/s are read
+// against.
+func (b *Backend) BenchCopy(floats, iters int) (ms float64, err error) {
+	if floats < 1 || floats > math.MaxInt32 || iters < 1 {
+		return 0, fmt.Errorf("cuda: bench copy: %d floats (1 to %d) and %d iterations (at least 1)", floats, math.MaxInt32, iters)
+	}
+	d := b.d
+	var ev [2]Event
+	for i := range ev {
+		if ev[i], err = d.NewEvent(); err != nil {
+			return 0, fmt.Errorf("cuda: bench copy: event: %w", err)
+		}
+		defer d.DestroyEvent(ev[i])
+	}
+	var total float64
+	err = b.run(func(cl *call) {
+		src, dst := cl.alloc(floats), cl.alloc(floats)
+		if cl.plan || cl.err != nil {
+			return
+		}
+		cl.ew("fill_f32", floats, src.Ptr, float32(1), i64(floats))
+		for it := 0; it < iters && cl.err == nil; it++ {
+			cl.record(ev[0])
+			cl.ew("concat_copy", floats, src.Ptr, dst.Ptr, i32(1), i32(floats), i32(floats), i32(0))
+			cl.record(ev[1])
+			f, err := d.ElapsedMs(ev[0], ev[1])
+			cl.fail(err)
+			total += float64(f)
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cuda: bench copy: %w", err)
+	}
+	return total / float64(iters), nil
 }
 
 // record records e on the default stream, keeping the call's first error.
