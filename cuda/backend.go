@@ -128,7 +128,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	case nets.OpAvgPool:
 		return []string{"avg_pool_fwd", "avg_pool_bwd"}
 	case nets.OpAdd:
-		return []string{"add2_fwd", "add_acc", "concat_copy"}
+		return []string{"add2_fwd", "add_acc", "concat_copy", "add2_bn_fwd"}
 	case nets.OpConcat:
 		return []string{"concat_copy", "concat_bwd"}
 	case nets.OpZero:
@@ -463,6 +463,29 @@ type opTensors struct {
 	// din[0] is the ReLU input's gradient, which gets the op's gradient
 	// where in[0] > 0.
 	reluIn bool
+	// bnIn[k], for a two-input Add (population training): in[k] is the
+	// input of a batch norm folded into the Add, whose statistics,
+	// running buffers and parameters these are (add2_bn_fwd); nil: a plain
+	// input. statsOnly, for such a batch norm: its forward computes the
+	// batch statistics in training and writes no output.
+	bnIn      []*bnFold
+	statsOnly bool
+}
+
+// bnFold is what add2_bn_fwd needs of a folded batch norm.
+type bnFold struct {
+	saved        Tensor   // batch mean and 1/std (bn_stats)
+	bufs, params []Tensor // running mean and variance; gamma and beta
+	channels     int
+}
+
+// stats are the norm's (mean, stat) for add2_bn_fwd: the batch's in
+// training, the running ones (fromRunning) in evaluation.
+func (b *bnFold) stats(training bool) (mean, stat DevicePtr) {
+	if training {
+		return b.saved.Ptr, b.saved.At(b.channels)
+	}
+	return b.bufs[0].Ptr, b.bufs[1].Ptr
 }
 
 // mask is the data gradient's mask for a folded ReLU (0: none).
@@ -584,6 +607,9 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpConv:
 		c.convForward(a, in[0], params[0], out, t.reluIn)
 	case nets.OpBatchNorm:
+		if t.statsOnly { // folded into its Add, which applies it
+			out = Tensor{}
+		}
 		c.bnForward(a, in[0], params, t.bufs, t.saved, out)
 	case nets.OpReLU:
 		c.ew("relu_fwd", out.Len, in[0].Ptr, out.Ptr, i64(out.Len))
@@ -600,6 +626,20 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		if len(in) == 1 {
 			c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
 			c.ew("add_acc", out.Len, out.Ptr, in[0].Ptr, i64(out.Len))
+			break
+		}
+		if len(in) == 2 && len(t.bnIn) == 2 && (t.bnIn[0] != nil || t.bnIn[1] != nil) {
+			s := a.InShape[0]
+			args := []any{in[0].Ptr, in[1].Ptr, out.Ptr, i64(out.Len), i32(s.C), i32(s.H * s.W)}
+			for _, f := range t.bnIn {
+				if f == nil {
+					args = append(args, DevicePtr(0), DevicePtr(0), DevicePtr(0), DevicePtr(0))
+					continue
+				}
+				mean, stat := f.stats(a.Training)
+				args = append(args, mean, stat, f.params[0].Ptr, f.params[1].Ptr)
+			}
+			c.ew("add2_bn_fwd", out.Len, append(args, boolArg(!a.Training))...)
 			break
 		}
 		c.ew("add2_fwd", out.Len, in[0].Ptr, in[1].Ptr, out.Ptr, i64(out.Len))
@@ -808,6 +848,9 @@ func (c *call) bnForward(a *nets.Args, x Tensor, params, bufs []Tensor, saved, y
 		c.launch("bn_stats", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw),
 			float32(nets.BNMomentum))
 		mean, stat, fromRunning = saved.Slice(0, s.C), saved.Slice(s.C, 2*s.C), 0
+	}
+	if y.Len == 0 {
+		return // statistics only (opTensors.statsOnly)
 	}
 	c.ew("bn_apply", y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)
 }

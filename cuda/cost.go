@@ -129,6 +129,11 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(10))*a.i(3)*a.i(4) + a.i(5)*a.i(6))} // dx += (or =), dy
 	},
 	// Batch norm: N, C, HW after the pointers.
+	// add2_bn_fwd (a, b, y, n, C, HW, then each input's mean, stat, gamma,
+	// beta, null when it has no norm): a, b and y, and per norm 4C.
+	"add2_bn_fwd": func(a costArgs, _ Dim3) Cost {
+		return Cost{Bytes: f32 * (3*a.i(3) + 4*a.i(4)*(a.set(6)+a.set(10)))}
+	},
 	"bn_stats": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(4)*a.i(5)*a.i(6) + 6*a.i(5))} },
 	"bn_apply": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (2*a.i(6)*a.i(7)*a.i(8) + 4*a.i(7))} },
 	"bn_bwd_reduce": func(a costArgs, _ Dim3) Cost {

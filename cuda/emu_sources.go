@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "dde82827cc8fc6028eb7e724428230e544266692dd9cdc34ec25849d6de50123"
+const emuSourcesDigest = "b33ebd5e8c523a2eaf395673598cc7525b93335b2131590ede84f673301ed474"

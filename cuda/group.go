@@ -30,7 +30,7 @@ var groupedKernels = map[string]bool{
 	"concat_copy": true, "concat_bwd": true, "global_avg_pool_fwd": true, "global_avg_pool_bwd": true,
 	"strided_gather": true, "strided_scatter_add": true,
 	// gemm.cu, linear.cu
-	"gemm_strided": true, "conv1x1_bwd": true, "convdw_bwd": true, "linear_bias_rows": true, "linear_bias_grad": true,
+	"gemm_strided": true, "conv1x1_bwd": true, "convdw_bwd": true, "add2_bn_fwd": true, "linear_bias_rows": true, "linear_bias_grad": true,
 	// conv.cu
 	"conv2d_fwd": true, "conv2d_fwd_depthwise": true, "conv2d_bwd_data": true, "conv2d_bwd_weight": true,
 	// bn.cu

@@ -329,6 +329,24 @@ var groupCases = map[string]gcase{
 		}
 		return out
 	}},
+	"add2_bn_fwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
+		// N, C, HW, which inputs have a norm (1 a, 2 b), fromRunning
+		var out []ginst
+		for _, s := range [][5]int{{2, 3, 10, 3, 0}, {1, 4, 7, 1, 1}, {3, 2, 5, 2, 0}} {
+			nel, c := s[0]*s[1]*s[2], s[1]
+			norm := func(on bool, k int) []any {
+				if !on {
+					return []any{nullArg, nullArg, nullArg, nullArg}
+				}
+				return []any{bref(k), bref(k + 1), bref(k + 2), bref(k + 3)}
+			}
+			args := append([]any{bref(0), bref(1), bref(2), i64(nel), i32(c), i32(s[2])}, norm(s[3]&1 != 0, 3)...)
+			args = append(append(args, norm(s[3]&2 != 0, 7)...), i32(s[4]))
+			out = append(out, ew1(nel, bufs(rnd(r, nel), rnd(r, nel), poison(nel), rnd(r, c), pos(r, c), rnd(r, c), rnd(r, c),
+				rnd(r, c), pos(r, c), rnd(r, c), rnd(r, c)), args...))
+		}
+		return out
+	}},
 	"linear_bias_rows": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
 		for _, s := range [][2]int{{3, 10}, {64, 7}, {1, 1}} {

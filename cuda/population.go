@@ -257,6 +257,7 @@ type popCand struct {
 	bytes  int
 
 	fold                      []bool // ReLU nodes folded into their consumers (foldedReLUs)
+	bnFold                    []bool // batch norms folded into their Add (foldedBNs)
 	grad                      gradPlanT
 	x, y                      Tensor
 	acts, saved, dacts        []Tensor
@@ -278,6 +279,7 @@ type popCand struct {
 func (c *popCand) layout(alloc func(n int) Tensor) {
 	g, s := c.g, &c.sched
 	c.fold = foldedReLUs(g)
+	c.bnFold = foldedBNs(g)
 	c.grad = gradPlan(g, c.fold)
 	nmax := s.nMax()
 	c.x = alloc(nmax * g.Input.Size())
@@ -293,7 +295,9 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 		if c.fold[i] {
 			continue // never stored: its consumers read max(input, 0)
 		}
-		c.acts[i] = alloc(nmax * nd.Shape.Size())
+		if !c.bnFold[i] { // a folded batch norm's output is never stored: its Add applies it
+			c.acts[i] = alloc(nmax * nd.Shape.Size())
+		}
 		c.saved[i] = alloc(nets.SavedLen(nd.Op, g.InShapes(i)))
 		a := c.args(i, nmax, true)
 		for _, n := range scratchSizes(nd.Op, &a, true) {
@@ -376,12 +380,29 @@ func view(t Tensor, n, size int) Tensor { return t.Slice(0, n*size) }
 // opTensors returns node i's device tensors for a batch of n.
 func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 	g, nd := c.g, &c.g.Nodes[i]
-	t := &opTensors{out: view(c.acts[i], n, nd.Shape.Size()), saved: c.saved[i]}
+	t := &opTensors{out: view(c.acts[i], n, nd.Shape.Size()), saved: c.saved[i], statsOnly: c.bnFold[i]}
 	for _, j := range nd.In {
 		if c.fold[j] {
 			t.reluIn = true // a convolution or factorized reduce: its one input is the folded ReLU's
 		}
 		j = src(c.fold, g, j)
+		if c.bnFold[j] { // an Add that applies the batch norm j to j's input
+			bn := &g.Nodes[j]
+			f := &bnFold{saved: c.saved[j], channels: bn.Shape.C}
+			for _, b := range bn.Buffers {
+				f.bufs = append(f.bufs, c.bufT[b])
+			}
+			for _, p := range bn.Params {
+				f.params = append(f.params, c.paramT[p])
+			}
+			t.bnIn = append(t.bnIn, f)
+			x := bn.In[0]
+			t.in = append(t.in, view(c.acts[x], n, g.Nodes[x].Shape.Size()))
+			continue
+		}
+		if nd.Op == nets.OpAdd {
+			t.bnIn = append(t.bnIn, nil)
+		}
 		t.in = append(t.in, view(c.acts[j], n, g.Nodes[j].Shape.Size()))
 	}
 	if nd.Op == nets.OpInput {
@@ -665,6 +686,32 @@ func foldedReLUs(g *nets.Graph) []bool {
 	}
 	for i := range fold {
 		fold[i] = fold[i] && used[i]
+	}
+	return fold
+}
+
+// foldedBNs marks the batch norms that population training folds into
+// their consumer: the only consumer, a two-input Add (each operation's
+// output in a DARTS cell). The norm's forward then only gathers its batch
+// statistics, and the Add applies it while summing (add2_bn_fwd), so the
+// norm's output is never stored or read; its backward needs only its
+// input. On proxy-50 this is two fifths of the batch norms' outputs.
+func foldedBNs(g *nets.Graph) []bool {
+	fold := make([]bool, len(g.Nodes))
+	uses := make([]int, len(g.Nodes))
+	by := make([]int, len(g.Nodes))
+	for i, nd := range g.Nodes {
+		for _, j := range nd.In {
+			uses[j]++
+			by[j] = i
+		}
+	}
+	for i, nd := range g.Nodes {
+		if nd.Op != nets.OpBatchNorm || i == g.Output || uses[i] != 1 {
+			continue
+		}
+		a := &g.Nodes[by[i]]
+		fold[i] = a.Op == nets.OpAdd && len(a.In) == 2 && g.Nodes[nd.In[0]].Op != nets.OpInput
 	}
 	return fold
 }

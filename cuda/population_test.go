@@ -84,8 +84,8 @@ func TestConformancePopulation(t *testing.T) {
 	}
 	// The fixture must reach the step's gradient plan: ReLUs folded into
 	// convolutions, gradients their first writer stores, gradients cleared,
-	// gradients that are their Add's.
-	folded, stored, cleared, aliased := 0, 0, 0, 0
+	// gradients that are their Add's, batch norms applied by their Add.
+	folded, stored, cleared, aliased, normsFolded := 0, 0, 0, 0, 0
 	for _, pc := range f.cands {
 		fold := foldedReLUs(pc.Graph)
 		plan := gradPlan(pc.Graph, fold)
@@ -103,10 +103,15 @@ func TestConformancePopulation(t *testing.T) {
 			}
 		}
 		cleared += len(plan.clear)
+		for _, f := range foldedBNs(pc.Graph) {
+			if f {
+				normsFolded++
+			}
+		}
 	}
-	if folded == 0 || stored == 0 || cleared == 0 || aliased == 0 {
-		t.Fatalf("the fixture has %d folded ReLUs, %d stored, %d cleared and %d aliased gradients: want some of each",
-			folded, stored, cleared, aliased)
+	if folded == 0 || stored == 0 || cleared == 0 || aliased == 0 || normsFolded == 0 {
+		t.Fatalf("the fixture has %d folded ReLUs, %d stored, %d cleared and %d aliased gradients, %d folded batch norms: want some of each",
+			folded, stored, cleared, aliased, normsFolded)
 	}
 	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
 		t.Run(stage.String(), func(t *testing.T) {

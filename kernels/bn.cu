@@ -127,3 +127,35 @@ EVO_BODY(bn_bwd_dx) {
     }
 }
 EVO_KERNELS(bn_bwd_dx);
+
+// add2_bn_fwd: y = f(a) + g(b), the forward of an Add of two inputs each of
+// which may be a batch norm folded into it: f(a) = a * scale + shift as
+// bn_apply computes it from (meanA, statA, gammaA, betaA), or a itself
+// when meanA is null; g likewise. Population training folds a batch norm
+// whose only consumer is a two-input Add (each operation's output in a
+// DARTS cell): its output is never stored, and its backward needs only its
+// input. fromRunning as in bn_apply, for both. Matches bn_apply then
+// add2_fwd. Launch: element-wise shape over n = N*C*HW.
+#define EVO_PARAMS_add2_bn_fwd(X) X(const float* __restrict__, a) X(const float* __restrict__, b) \
+    X(float* __restrict__, y) X(long long, n) X(int, C) X(int, HW) X(const float* __restrict__, meanA) \
+    X(const float* __restrict__, statA) X(const float* __restrict__, gammaA) X(const float* __restrict__, betaA) \
+    X(const float* __restrict__, meanB) X(const float* __restrict__, statB) X(const float* __restrict__, gammaB) \
+    X(const float* __restrict__, betaB) X(int, fromRunning)
+static __device__ __forceinline__ float evo_bn_at(float v, int c, const float* mean, const float* stat,
+                                                  const float* gamma, const float* beta, int fromRunning) {
+    if (!mean) return v;
+    const float invstd = fromRunning ? 1.0f / sqrtf(stat[c] + EVO_BN_EPS) : stat[c];
+    const float scale = gamma[c] * invstd;
+    const float shift = beta[c] - mean[c] * scale;
+    return v * scale + shift;
+}
+EVO_BODY(add2_bn_fwd) {
+    EVO_UNPACK(add2_bn_fwd);
+    EVO_GFOR(i, n, g) {
+        const int c = (int)((i / HW) % C);
+        const float fa = evo_bn_at(a[i], c, meanA, statA, gammaA, betaA, fromRunning);
+        const float fb = evo_bn_at(b[i], c, meanB, statB, gammaB, betaB, fromRunning);
+        y[i] = fa + fb;
+    }
+}
+EVO_KERNELS(add2_bn_fwd);
