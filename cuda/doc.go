@@ -66,6 +66,13 @@
 // nets.Model's (nodes in level order, per-node gradient tensors), and the
 // conformance suite holds every stage to the CPU reference
 // (TestConformancePopulation).
+//
+// A step moves as few bytes as the graph allows (TestProxy50Schedule logs
+// the figures, cost.go's LaunchCost the per-launch model): a ReLU feeding
+// only convolutions is folded into them, a batch norm feeding only a
+// two-input Add into the Add, each gradient's first writer stores rather
+// than adds (so gradients are not cleared), and an Add's single-consumer
+// inputs share its gradient tensor (foldedReLUs, foldedBNs, gradPlan).
 package cuda
 
 import "errors"
