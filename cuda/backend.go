@@ -470,6 +470,27 @@ type opTensors struct {
 	// batch statistics in training and writes no output.
 	bnIn      []*bnFold
 	statsOnly bool
+	// bnGrad, for a convolution whose only consumer is a batch norm
+	// (population training): the convolution's output gradient is not
+	// stored but formed from the norm's (see conv1x1_bwd); dout is unused.
+	// Only where onePassBackward holds.
+	bnGrad *bnBack
+}
+
+// bnBack is what a one-pass convolution backward needs to form its output
+// gradient from the batch norm after it: the norm's input (the
+// convolution's output) and output gradient, its statistics, its sums from
+// bn_bwd_reduce, and gamma.
+type bnBack struct {
+	x, dy, saved, sums, gamma Tensor
+}
+
+// args are the kernels' trailing (bnx, bnsaved, bnsums, bngamma).
+func (b *bnBack) args() []any {
+	if b == nil {
+		return []any{DevicePtr(0), DevicePtr(0), DevicePtr(0), DevicePtr(0)}
+	}
+	return []any{b.x.Ptr, b.saved.Ptr, b.sums.Ptr, b.gamma.Ptr}
 }
 
 // bnFold is what add2_bn_fwd needs of a folded batch norm.
@@ -674,7 +695,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	in, params, dout, din, dparams := t.in, t.params, t.dout, t.din, t.dparams
 	switch op {
 	case nets.OpConv:
-		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0], t.set(0), t.reluIn, t.mask())
+		c.convBackward(a, in[0], params[0], dout, din[0], dparams[0], t.set(0), t.reluIn, t.mask(), t.bnGrad)
 	case nets.OpBatchNorm:
 		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams, t.set(0))
 	case nets.OpReLU:
@@ -787,16 +808,36 @@ func (c *call) convForward(a *nets.Args, x, w, y Tensor, relu bool) {
 	}
 }
 
-// convBackward adds (stores, with set) dx and adds dw. With relu the
-// forward read max(x, 0): dw uses that, and dx is masked by mask (x).
-func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, relu bool, mask DevicePtr) {
+// onePassBackward reports whether a convolution's backward runs as one
+// kernel (conv1x1_bwd or convdw_bwd) when both its gradients are wanted.
+func onePassBackward(a *nets.Args) bool {
 	is, os, at := a.InShape[0], a.OutShape, a.Attr
-	if isPointwise(a) && is.C <= pw1x1MaxC && os.C <= pw1x1MaxC && dx.Len > 0 && dw.Len > 0 {
+	if isPointwise(a) {
+		return is.C <= pw1x1MaxC && os.C <= pw1x1MaxC
+	}
+	return at.Groups == is.C && os.C == is.C && at.Kernel <= 5 && 4*(is.H*is.W+os.H*os.W) <= convdwMaxShared
+}
+
+// convBackward adds (stores, with set) dx and adds dw. With relu the
+// forward read max(x, 0): dw uses that, and dx is masked by mask (x). With
+// bn, dy is formed from the batch norm after the convolution (bnBack).
+func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, relu bool, mask DevicePtr, bn *bnBack) {
+	is, os, at := a.InShape[0], a.OutShape, a.Attr
+	onePass := onePassBackward(a) && dx.Len > 0 && dw.Len > 0
+	if bn != nil {
+		if !onePass {
+			c.fail(fmt.Errorf("%w: conv2d %+v: a batch norm's gradient folded into a backward that is not one pass", ErrArgs, at))
+			return
+		}
+		dy = bn.dy
+	}
+	if onePass && isPointwise(a) {
 		// Both gradients in one pass over dy and x (kernels/conv.cu).
 		hw := is.H * is.W
 		strips := min(ceilDiv(hw, pw1x1Strip), 8)
 		c.launch("conv1x1_bwd", Dim3{X: ceilDiv(hw, strips*pw1x1Strip), Y: a.N}, Dim3{X: 256}, 0,
-			x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(os.C), i32(hw), i32(strips), set, boolArg(relu))
+			append([]any{x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(os.C), i32(hw), i32(strips), set, boolArg(relu)},
+				bn.args()...)...)
 		return
 	}
 	if isPointwise(a) {
@@ -815,13 +856,12 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, re
 		}
 		return
 	}
-	if planes := 4 * (is.H*is.W + os.H*os.W); at.Groups == is.C && os.C == is.C && at.Kernel <= 5 && planes <= convdwMaxShared &&
-		dx.Len > 0 && dw.Len > 0 {
+	if onePass {
 		// Depthwise: both gradients in one pass over dy and x, a plane per
 		// block (kernels/conv.cu).
-		c.launch("convdw_bwd", Dim3{X: is.C, Y: a.N}, Dim3{X: 256}, planes,
-			x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
-			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), set, boolArg(relu))
+		c.launch("convdw_bwd", Dim3{X: is.C, Y: a.N}, Dim3{X: 256}, 4*(is.H*is.W+os.H*os.W),
+			append([]any{x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
+				i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), set, boolArg(relu)}, bn.args()...)...)
 		return
 	}
 	if dx.Len > 0 {

@@ -172,6 +172,7 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		n, c, in, out, taps := int64(max(grid.Y, 1)), a.i(5), a.i(6)*a.i(7), a.i(8)*a.i(9), a.i(10)*a.i(10)
 		wantDx, wantDw := a.set(3), a.set(4)
 		bytes := n*c*(in+out) + c*taps + wantDx*n*c*in*(2-a.i(14)) + wantDw*2*c*taps
+		bytes += a.set(16) * (n*c*out + 5*c) // a folded batch norm: its input, statistics, sums, gamma
 		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * c * out * taps * (wantDx + wantDw)}
 	},
 	"conv1x1_bwd": func(a costArgs, grid Dim3) Cost {
@@ -180,6 +181,7 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		bytes := n*hw*(co+ci) + ci*co                // dy, x, w
 		bytes += wantDx * n * ci * hw * (2 - a.i(9)) // dx
 		bytes += wantDw * 2 * ci * co                // dw +=
+		bytes += a.set(11) * (n*co*hw + 5*co)        // a folded batch norm: its input, statistics, sums, gamma
 		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * hw * ci * co * (wantDx + wantDw)}
 	},
 	// Attention (x, y, lse, dy, delta, C, P, heads, and set for the

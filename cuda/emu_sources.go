@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "b33ebd5e8c523a2eaf395673598cc7525b93335b2131590ede84f673301ed474"
+const emuSourcesDigest = "1849fd242f85e5c87eb79eb0306d93dde3c235881e5482cc5654b6efb8b35585"

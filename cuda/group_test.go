@@ -303,9 +303,14 @@ var groupCases = map[string]gcase{
 			if s[7]&2 == 0 {
 				dw = nullArg
 			}
+			bn := []any{nullArg, nullArg, nullArg, nullArg}
+			if s[5] == 1 { // a batch norm's gradient folded in
+				bn = []any{bref(5), bref(6), bref(7), bref(8)}
+			}
 			out = append(out, ginst{grid: Dim3{X: ceilDiv(hw, strips*32), Y: n},
-				bufs: bufs(rnd(r, n*ci*hw), rnd(r, co*ci), rnd(r, n*co*hw), rnd(r, n*ci*hw), rnd(r, co*ci)),
-				args: []any{bref(0), bref(1), bref(2), dx, dw, i32(ci), i32(co), i32(hw), i32(strips), i32(s[5]), i32(s[6])}})
+				bufs: bufs(rnd(r, n*ci*hw), rnd(r, co*ci), rnd(r, n*co*hw), rnd(r, n*ci*hw), rnd(r, co*ci),
+					rnd(r, n*co*hw), append(rnd(r, co), pos(r, co)...), rnd(r, 2*co), rnd(r, co)),
+				args: append([]any{bref(0), bref(1), bref(2), dx, dw, i32(ci), i32(co), i32(hw), i32(strips), i32(s[5]), i32(s[6])}, bn...)})
 		}
 		return out
 	}},
@@ -322,10 +327,15 @@ var groupCases = map[string]gcase{
 			if s[10]&2 == 0 {
 				dw = nullArg
 			}
+			bn := []any{nullArg, nullArg, nullArg, nullArg}
+			if s[8] == 1 { // a batch norm's gradient folded in
+				bn = []any{bref(5), bref(6), bref(7), bref(8)}
+			}
 			out = append(out, ginst{grid: Dim3{X: c, Y: n}, shared: 4 * (h*w + oh*ow),
-				bufs: bufs(rnd(r, n*c*h*w), rnd(r, c*k*k), rnd(r, n*c*oh*ow), rnd(r, n*c*h*w), rnd(r, c*k*k)),
-				args: []any{bref(0), bref(1), bref(2), dx, dw, i32(c), i32(h), i32(w), i32(oh), i32(ow), i32(k), i32(st), i32(pad), i32(dil),
-					i32(s[8]), i32(s[9])}})
+				bufs: bufs(rnd(r, n*c*h*w), rnd(r, c*k*k), rnd(r, n*c*oh*ow), rnd(r, n*c*h*w), rnd(r, c*k*k),
+					rnd(r, n*c*oh*ow), append(rnd(r, c), pos(r, c)...), rnd(r, 2*c), rnd(r, c)),
+				args: append([]any{bref(0), bref(1), bref(2), dx, dw, i32(c), i32(h), i32(w), i32(oh), i32(ow), i32(k), i32(st), i32(pad), i32(dil),
+					i32(s[8]), i32(s[9])}, bn...)})
 		}
 		return out
 	}},

@@ -258,6 +258,7 @@ type popCand struct {
 
 	fold                      []bool // ReLU nodes folded into their consumers (foldedReLUs)
 	bnFold                    []bool // batch norms folded into their Add (foldedBNs)
+	bnBack                    []int  // per convolution, the batch norm whose input gradient it forms (-1: none)
 	grad                      gradPlanT
 	x, y                      Tensor
 	acts, saved, dacts        []Tensor
@@ -280,7 +281,8 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 	g, s := c.g, &c.sched
 	c.fold = foldedReLUs(g)
 	c.bnFold = foldedBNs(g)
-	c.grad = gradPlan(g, c.fold)
+	c.bnBack = bnBackward(g, c.fold)
+	c.grad = gradPlan(g, c.fold, c.bnBack)
 	nmax := s.nMax()
 	c.x = alloc(nmax * g.Input.Size())
 	c.y = alloc(nmax)
@@ -312,7 +314,9 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 	// their backward together), all in one region, except that a gradient
 	// gradPlan aliases is its Add's; gradPlan also says which a step clears
 	// and which its first writer sets.
-	owns := func(i int) bool { return g.Nodes[i].Op != nets.OpInput && !c.fold[i] && c.grad.alias[i] < 0 }
+	owns := func(i int) bool {
+		return g.Nodes[i].Op != nets.OpInput && !c.fold[i] && c.grad.alias[i] < 0 && c.bnBack[i] < 0
+	}
 	total := 0
 	for i, nd := range g.Nodes {
 		if owns(i) {
@@ -417,9 +421,15 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 	}
 	if backward {
 		t.dout = view(c.dacts[i], n, nd.Shape.Size())
+		if b := c.bnBack[i]; b >= 0 { // the batch norm's input gradient, formed on the fly
+			bn := &g.Nodes[b]
+			t.dout = Tensor{}
+			t.bnGrad = &bnBack{x: view(c.acts[i], n, nd.Shape.Size()), dy: view(c.dacts[b], n, bn.Shape.Size()),
+				saved: c.saved[b], sums: c.scr[b][0].Slice(0, 2*bn.Shape.C), gamma: c.paramT[bn.Params[0]]}
+		}
 		for _, j := range nd.In {
 			j = src(c.fold, g, j)
-			if g.Nodes[j].Op == nets.OpInput || c.grad.alias[j] == i {
+			if g.Nodes[j].Op == nets.OpInput || c.grad.alias[j] == i || c.bnBack[j] == i {
 				t.din = append(t.din, Tensor{}) // no gradient wanted
 				continue
 			}
@@ -616,7 +626,7 @@ type gradPlanT struct {
 	alias []int
 }
 
-func gradPlan(g *nets.Graph, fold []bool) gradPlanT {
+func gradPlan(g *nets.Graph, fold []bool, bnBack []int) gradPlanT {
 	fresh := make([][]bool, len(g.Nodes))
 	var clear []int
 	alias := make([]int, len(g.Nodes))
@@ -640,6 +650,10 @@ func gradPlan(g *nets.Graph, fold []bool) gradPlanT {
 		}
 		for k, j := range nd.In {
 			j = src(fold, g, j)
+			if bnBack[j] == i { // formed on the fly by j's backward (bnBackward)
+				written[j] = true
+				continue
+			}
 			if g.Nodes[j].Op == nets.OpInput || written[j] {
 				continue
 			}
@@ -714,6 +728,47 @@ func foldedBNs(g *nets.Graph) []bool {
 		fold[i] = a.Op == nets.OpAdd && len(a.In) == 2 && g.Nodes[nd.In[0]].Op != nets.OpInput
 	}
 	return fold
+}
+
+// bnBackward pairs each convolution whose only consumer is a batch norm
+// (conv-BN, in every DARTS operation) with that norm, where the
+// convolution's backward is one pass (onePassBackward) and wants its input
+// gradient: the norm's backward then only reduces (bn_bwd_reduce), and the
+// convolution's backward forms its output gradient from the norm's while
+// loading it (conv1x1_bwd, convdw_bwd), so that gradient is never stored.
+// bnBack[c] is the norm for convolution c, -1 for other nodes.
+func bnBackward(g *nets.Graph, fold []bool) []int {
+	back := make([]int, len(g.Nodes))
+	uses := make([]int, len(g.Nodes))
+	for i := range back {
+		back[i] = -1
+	}
+	for i, nd := range g.Nodes {
+		if fold[i] {
+			continue
+		}
+		for _, j := range nd.In {
+			uses[src(fold, g, j)]++
+		}
+	}
+	for b, nd := range g.Nodes {
+		if nd.Op != nets.OpBatchNorm {
+			continue
+		}
+		cv := nd.In[0]
+		conv := &g.Nodes[cv]
+		if conv.Op != nets.OpConv || uses[cv] != 1 || len(conv.Params) == 0 {
+			continue
+		}
+		if g.Nodes[src(fold, g, conv.In[0])].Op == nets.OpInput {
+			continue // no input gradient: not the one-pass kernel
+		}
+		a := nets.Args{N: 1, Attr: conv.Attr, InShape: g.InShapes(cv), OutShape: conv.Shape}
+		if onePassBackward(&a) {
+			back[cv] = b
+		}
+	}
+	return back
 }
 
 // src is the node whose tensor stands for node j's output: j, or for a

@@ -85,10 +85,16 @@ func TestConformancePopulation(t *testing.T) {
 	// The fixture must reach the step's gradient plan: ReLUs folded into
 	// convolutions, gradients their first writer stores, gradients cleared,
 	// gradients that are their Add's, batch norms applied by their Add.
-	folded, stored, cleared, aliased, normsFolded := 0, 0, 0, 0, 0
+	folded, stored, cleared, aliased, normsFolded, normsBack := 0, 0, 0, 0, 0, 0
 	for _, pc := range f.cands {
 		fold := foldedReLUs(pc.Graph)
-		plan := gradPlan(pc.Graph, fold)
+		back := bnBackward(pc.Graph, fold)
+		plan := gradPlan(pc.Graph, fold, back)
+		for _, b := range back {
+			if b >= 0 {
+				normsBack++
+			}
+		}
 		for i := range fold {
 			if fold[i] {
 				folded++
@@ -109,9 +115,9 @@ func TestConformancePopulation(t *testing.T) {
 			}
 		}
 	}
-	if folded == 0 || stored == 0 || cleared == 0 || aliased == 0 || normsFolded == 0 {
-		t.Fatalf("the fixture has %d folded ReLUs, %d stored, %d cleared and %d aliased gradients, %d folded batch norms: want some of each",
-			folded, stored, cleared, aliased, normsFolded)
+	if folded == 0 || stored == 0 || cleared == 0 || aliased == 0 || normsFolded == 0 || normsBack == 0 {
+		t.Fatalf("the fixture has %d folded ReLUs, %d stored, %d cleared and %d aliased gradients, %d batch norms folded forward and %d backward: want some of each",
+			folded, stored, cleared, aliased, normsFolded, normsBack)
 	}
 	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
 		t.Run(stage.String(), func(t *testing.T) {

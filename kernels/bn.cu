@@ -116,13 +116,9 @@ EVO_KERNELS(bn_bwd_reduce);
     X(float* __restrict__, dx) X(int, N) X(int, C) X(int, HW) X(int, set)
 EVO_BODY(bn_bwd_dx) {
     EVO_UNPACK(bn_bwd_dx);
-    const float m = (float)((long long)N * HW);
     EVO_GFOR(i, (long long)N * C * HW, g) {
         const int c = (int)((i / HW) % C);
-        const float mean = saved[c], invstd = saved[C + c];
-        const float xhat = (x[i] - mean) * invstd;
-        const float k = gamma[c] * invstd / m;
-        const float v = k * (m * dy[i] - sums[c] - xhat * sums[C + c]);
+        const float v = evo_bn_dx(dy[i], x[i], c, C, saved, sums, gamma, (long long)N * HW);
         dx[i] = set ? v : dx[i] + v;
     }
 }

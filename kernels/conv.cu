@@ -260,12 +260,21 @@ EVO_KERNELS(conv2d_bwd_weight);
 // gemm_strided's split reductions). set stores dx instead of adding; relu
 // and mask fold a ReLU in front (as in conv2d_fwd and conv2d_bwd_data:
 // x is read as max(x, 0), and dx is zeroed where x <= 0). A null dx or dw
-// is not computed. Matches nets.RefConvBackward for the 1x1 case. Launch:
-// 256 threads, grid (ceil(HW / span), N).
+// is not computed. Matches nets.RefConvBackward for the 1x1 case.
+//
+// A batch norm right after the convolution can fold its input gradient in
+// (population training does when the norm is the convolution's only
+// consumer): with bnx non-null, dy is the norm's output gradient, bnx its
+// input (this convolution's output), and the convolution's output gradient
+// is formed on the fly as bn_bwd_dx would have written it (evo_bn_dx; the
+// norm's statistics in bnsaved, its sums from bn_bwd_reduce in bnsums,
+// m = N*HW with N = grid.y), so it is never stored. Launch: 256 threads,
+// grid (ceil(HW / span), N).
 #define EVO_PW_STRIP 32
 #define EVO_PARAMS_conv1x1_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
     X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, Ci) X(int, Co) \
-    X(int, HW) X(int, strips) X(int, set) X(int, relu)
+    X(int, HW) X(int, strips) X(int, set) X(int, relu) X(const float* __restrict__, bnx) \
+    X(const float* __restrict__, bnsaved) X(const float* __restrict__, bnsums) X(const float* __restrict__, bngamma)
 EVO_BODY(conv1x1_bwd) {
     EVO_UNPACK(conv1x1_bwd);
     __shared__ float dys[64][EVO_PW_STRIP + 1];
@@ -285,7 +294,13 @@ EVO_BODY(conv1x1_bwd) {
         __syncthreads();  // the previous strip's readers are done (and ws is in)
         for (int e = tid; e < Co * EVO_PW_STRIP; e += 256) {
             const int c = e / EVO_PW_STRIP, p = e % EVO_PW_STRIP;
-            dys[c][p] = p0 + p < HW ? dyn[(long long)c * HW + p0 + p] : 0.0f;
+            float v = 0.0f;
+            if (p0 + p < HW) {
+                const long long at = (long long)c * HW + p0 + p;
+                v = dyn[at];
+                if (bnx) v = evo_bn_dx(v, bnx[n * Co * (long long)HW + at], c, Co, bnsaved, bnsums, bngamma, (long long)g.gy * HW);
+            }
+            dys[c][p] = v;
         }
         for (int e = tid; e < Ci * EVO_PW_STRIP; e += 256) {
             const int c = e / EVO_PW_STRIP, p = e % EVO_PW_STRIP;
@@ -337,12 +352,15 @@ EVO_KERNELS_BOUNDED(conv1x1_bwd, 256, 3);
 // (each input value gathers the outputs whose window holds it, in
 // conv2d_bwd_data's order) and the plane's share of dw (each tap summed
 // over the block, added into dw with atomicAdd, so its order varies run to
-// run). set, relu and a null dx or dw as in conv1x1_bwd. Matches
+// run). set, relu, a null dx or dw and a folded batch norm (bnx ...) as in
+// conv1x1_bwd. Matches
 // nets.RefConvBackward for the depthwise case. Launch: 256 threads (8
 // warps), grid (C, N), dynamic shared memory (H*W + OH*OW) floats; k <= 5.
 #define EVO_PARAMS_convdw_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
     X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, C) X(int, H) \
-    X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, dil) X(int, set) X(int, relu)
+    X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, dil) X(int, set) X(int, relu) \
+    X(const float* __restrict__, bnx) X(const float* __restrict__, bnsaved) X(const float* __restrict__, bnsums) \
+    X(const float* __restrict__, bngamma)
 EVO_BODY(convdw_bwd) {
     EVO_UNPACK(convdw_bwd);
     extern __shared__ float smem[];
@@ -356,7 +374,13 @@ EVO_BODY(convdw_bwd) {
     const float* gp = dy + (n * C + c) * (long long)OH * OW;
     const float* wc = w + (long long)c * k * k;
     for (int e = tid; e < H * W; e += blockDim.x) xs[e] = relu ? fmaxf(xp[e], 0.0f) : xp[e];
-    for (int e = tid; e < OH * OW; e += blockDim.x) gs[e] = gp[e];
+    if (bnx) {
+        const float* bp = bnx + (n * C + c) * (long long)OH * OW;
+        for (int e = tid; e < OH * OW; e += blockDim.x)
+            gs[e] = evo_bn_dx(gp[e], bp[e], c, C, bnsaved, bnsums, bngamma, (long long)g.gy * OH * OW);
+    } else {
+        for (int e = tid; e < OH * OW; e += blockDim.x) gs[e] = gp[e];
+    }
     __syncthreads();
     if (dx) {
         float* dp = dx + (n * C + c) * (long long)H * W;

@@ -71,6 +71,19 @@ static __device__ __forceinline__ float evo_block_sum(float v, float* scratch) {
     return v;
 }
 
+// evo_bn_dx is batch norm's input gradient at one element (bn_bwd_dx, and
+// the one-pass convolution backwards that fold it in): dy and x at the
+// element, its channel c of C, saved = the batch mean and 1/std (bn_stats),
+// sums = sum dy and sum dy * xhat (bn_bwd_reduce), m = N*H*W.
+static __device__ __forceinline__ float evo_bn_dx(float dy, float x, int c, int C, const float* saved,
+                                                  const float* sums, const float* gamma, long long m) {
+    const float mf = (float)m;
+    const float mean = saved[c], invstd = saved[C + c];
+    const float xhat = (x - mean) * invstd;
+    const float k = gamma[c] * invstd / mf;
+    return k * (mf * dy - sums[c] - xhat * sums[C + c]);
+}
+
 // ---- Kernels written once, launched alone or grouped ---------------------
 //
 // Population training runs ~50 different networks at once. At each point of
