@@ -382,3 +382,61 @@ func TestFoldedReLU(t *testing.T) {
 		}
 	}
 }
+
+// TestConvFoldedBNGrad: a one-pass convolution backward that forms its
+// output gradient from the batch norm after it (opTensors.bnGrad, as
+// population training runs conv-BN) gives the CPU reference's gradients of
+// the convolution's input and weights, the norm's output gradient taken
+// through nets.Ref's batch-norm backward.
+func TestConvFoldedBNGrad(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	for i, fc := range []struct {
+		at nets.Attr
+		in nets.Shape
+	}{
+		{nets.Attr{Out: 5, Kernel: 1, Stride: 1, Dilation: 1, Groups: 1}, nets.Shape{C: 3, H: 6, W: 7}},
+		{nets.Attr{Out: 4, Kernel: 3, Stride: 1, Pad: 1, Dilation: 1, Groups: 4}, nets.Shape{C: 4, H: 6, W: 7}},
+		{nets.Attr{Out: 4, Kernel: 5, Stride: 2, Pad: 4, Dilation: 2, Groups: 4}, nets.Shape{C: 4, H: 9, W: 8}},
+	} {
+		t.Run(fmt.Sprintf("%+v", fc.at), func(t *testing.T) {
+			const n = 3
+			conv := opArgs(t, nets.OpConv, fc.at, []nets.Shape{fc.in}, n, uint64(300+i))
+			if !onePassBackward(conv) {
+				t.Fatalf("not a one-pass backward")
+			}
+			nets.Ref{}.Forward(nets.OpConv, conv)
+			bn := opArgs(t, nets.OpBatchNorm, nets.Attr{}, []nets.Shape{conv.OutShape}, n, uint64(400+i))
+			bn.In[0] = slices.Clone(conv.Out)
+			nets.Ref{}.Forward(nets.OpBatchNorm, bn)
+			// Reference: the norm's input gradient from zero, then the
+			// convolution's backward from it.
+			dBN := make([]float32, len(bn.In[0]))
+			bn.DIn[0] = dBN
+			bnRef := cloneArgs(bn)
+			nets.Ref{}.Backward(nets.OpBatchNorm, bnRef)
+			want := cloneArgs(conv)
+			want.DOut = bnRef.DIn[0]
+			nets.Ref{}.Backward(nets.OpConv, want)
+
+			gotDx, gotDw := slices.Clone(conv.DIn[0]), slices.Clone(conv.DParams[0])
+			err := b.run(func(c *call) {
+				x, w, y := c.up(conv.In[0]), c.up(conv.Params[0]), c.up(conv.Out)
+				dx, dw := c.up(gotDx), c.up(gotDw)
+				bdy, saved, sums := c.up(bn.DOut), c.up(bn.Saved), c.alloc(2*conv.OutShape.C)
+				gamma, beta := c.up(bn.Params[0]), c.up(bn.Params[1])
+				db0, db1 := c.up(slices.Clone(bn.DParams[0])), c.up(slices.Clone(bn.DParams[1]))
+				c.bnBackward(bn, y, []Tensor{gamma, beta}, saved, sums, bdy, Tensor{}, []Tensor{db0, db1}, 0)
+				c.convBackward(conv, x, w, Tensor{}, dx, dw, 0, false, 0,
+					&bnBack{x: y, dy: bdy, saved: saved, sums: sums, gamma: gamma})
+				c.down(dx, gotDx)
+				c.down(dw, gotDw)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeTo(t, "d input", want.DIn[0], gotDx)
+			closeTo(t, "d weight", want.DParams[0], gotDw)
+		})
+	}
+}

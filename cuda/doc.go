@@ -70,9 +70,11 @@
 // A step moves as few bytes as the graph allows (TestProxy50Schedule logs
 // the figures, cost.go's LaunchCost the per-launch model): a ReLU feeding
 // only convolutions is folded into them, a batch norm feeding only a
-// two-input Add into the Add, each gradient's first writer stores rather
-// than adds (so gradients are not cleared), and an Add's single-consumer
-// inputs share its gradient tensor (foldedReLUs, foldedBNs, gradPlan).
+// two-input Add into the Add, a batch norm's input gradient into the
+// one-pass backward of the convolution before it, each gradient's first
+// writer stores rather than adds (so gradients are not cleared), and an
+// Add's single-consumer inputs share its gradient tensor (foldedReLUs,
+// foldedBNs, bnBackward, gradPlan).
 package cuda
 
 import "errors"

@@ -154,7 +154,7 @@ if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *population'; then ha
 #    population training (all stages) against the CPU reference
 if [ -x "$ctest" ]; then
 	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
-	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|BackendOverwrite|BackendVariants' -test.v -test.timeout 230s
+	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|FoldedBNGrad|BackendOverwrite|BackendVariants' -test.v -test.timeout 230s
 else
 	skip driver-tests "cuda.test missing from the bundle"
 	skip conformance "cuda.test missing from the bundle"
