@@ -670,6 +670,9 @@ func TestWorkerTaskTimeoutFails(t *testing.T) {
 	if res[0].Status != nets.StatusFailed || !strings.Contains(res[0].Error, "task timeout") {
 		t.Errorf("result %+v, want failed for the task timeout", res[0])
 	}
+	// The worker counts the failure after storing it, which the search may
+	// see first.
+	eventually(5*time.Second, func() bool { return ws[0].Stats().Failed == 1 })
 	if s := ws[0].Stats(); s.Returned != 1 || s.Failed != 1 || s.Trained != 0 {
 		t.Errorf("worker: %+v, want one hand-back and one failure", s)
 	}
