@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "1849fd242f85e5c87eb79eb0306d93dde3c235881e5482cc5654b6efb8b35585"
+const emuSourcesDigest = "cfc76e47744d89d43ff1e541012081e3ddcf63e02af7251b879631a68be44811"

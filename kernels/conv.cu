@@ -109,6 +109,28 @@ EVO_BODY(conv2d_fwd_depthwise) {
 }
 EVO_KERNELS(conv2d_fwd_depthwise);
 
+// evo_conv_gather adds into s, in tap order, w[tap] * g[oy, ox] for every
+// output (oy, ox) of an OH x OW plane g whose k x k window (stride, pad,
+// dil) reads input (iy, ix) through that tap: one input's share of a
+// convolution's data gradient from one output plane.
+static __device__ __forceinline__ void evo_conv_gather(float& s, int iy, int ix, const float* __restrict__ w,
+                                                       const float* __restrict__ g, int k, int stride, int pad, int dil,
+                                                       int OH, int OW) {
+    for (int ky = 0; ky < k; ky++) {
+        const int ty = iy + pad - ky * dil;
+        if (ty < 0 || ty % stride != 0) continue;
+        const int oy = ty / stride;
+        if (oy >= OH) continue;
+        for (int kx = 0; kx < k; kx++) {
+            const int tx = ix + pad - kx * dil;
+            if (tx < 0 || tx % stride != 0) continue;
+            const int ox = tx / stride;
+            if (ox >= OW) continue;
+            s += w[ky * k + kx] * g[oy * OW + ox];
+        }
+    }
+}
+
 // conv2d_bwd_data: dx[n,c,iy,ix] += sum over the outputs (oc, oy, ox) whose
 // window reads (iy, ix) through tap (ky, kx) of w[oc,c',ky,kx] *
 // dy[n,oc,oy,ox] (dx = that sum with set). Each thread owns one input
@@ -130,19 +152,7 @@ EVO_BODY(conv2d_bwd_data) {
         for (int oc = g * kg; oc < (g + 1) * kg; oc++) {
             const float* dyc = dy + ((n * K + oc) * OH) * (long long)OW;
             const float* wk = w + ((long long)oc * cg + ic) * k * k;
-            for (int ky = 0; ky < k; ky++) {
-                const int ty = iy + pad - ky * dil;
-                if (ty < 0 || ty % stride != 0) continue;
-                const int oy = ty / stride;
-                if (oy >= OH) continue;
-                for (int kx = 0; kx < k; kx++) {
-                    const int tx = ix + pad - kx * dil;
-                    if (tx < 0 || tx % stride != 0) continue;
-                    const int ox = tx / stride;
-                    if (ox >= OW) continue;
-                    s += wk[ky * k + kx] * dyc[oy * OW + ox];
-                }
-            }
+            evo_conv_gather(s, iy, ix, wk, dyc, k, stride, pad, dil, OH, OW);
         }
         if (mask && !(mask[i] > 0.0f)) s = 0.0f;
         dx[i] = set ? s : dx[i] + s;
@@ -387,19 +397,7 @@ EVO_BODY(convdw_bwd) {
         for (int e = tid; e < H * W; e += blockDim.x) {
             const int iy = e / W, ix = e % W;
             float s = 0.0f;
-            for (int ky = 0; ky < k; ky++) {
-                const int ty = iy + pad - ky * dil;
-                if (ty < 0 || ty % stride != 0) continue;
-                const int oy = ty / stride;
-                if (oy >= OH) continue;
-                for (int kx = 0; kx < k; kx++) {
-                    const int tx = ix + pad - kx * dil;
-                    if (tx < 0 || tx % stride != 0) continue;
-                    const int ox = tx / stride;
-                    if (ox >= OW) continue;
-                    s += wc[ky * k + kx] * gs[oy * OW + ox];
-                }
-            }
+            evo_conv_gather(s, iy, ix, wc, gs, k, stride, pad, dil, OH, OW);
             if (relu && !(xs[e] > 0.0f)) s = 0.0f;
             dp[e] = set ? s : dp[e] + s;
         }
