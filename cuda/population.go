@@ -378,8 +378,14 @@ func (c *popCand) args(i, n int, training bool) nets.Args {
 	return nets.Args{N: n, Attr: nd.Attr, InShape: c.g.InShapes(i), OutShape: nd.Shape, Training: training}
 }
 
-// view is the first n samples of a per-sample tensor of size floats each.
-func view(t Tensor, n, size int) Tensor { return t.Slice(0, n*size) }
+// view is the first n samples of a per-sample tensor of size floats each;
+// the view of a tensor never allocated (a folded node's) is the zero Tensor.
+func view(t Tensor, n, size int) Tensor {
+	if t.Ptr == 0 {
+		return Tensor{}
+	}
+	return t.Slice(0, n*size)
+}
 
 // opTensors returns node i's device tensors for a batch of n.
 func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
