@@ -144,7 +144,7 @@ type realDriver struct {
 
 	programs map[*realProgram]bool // live programs, freed by Close
 	graphs   map[*realGraph]bool   // live graphs, destroyed by Close
-	uses     map[uintptr]int       // stream or event handle -> live programs naming it
+	uses     handleUses            // stream or event handle -> live programs naming it
 }
 
 type realCall struct {
@@ -183,7 +183,7 @@ func NewReal(device int) (Driver, error) {
 
 		programs: make(map[*realProgram]bool),
 		graphs:   make(map[*realGraph]bool),
-		uses:     make(map[uintptr]int),
+		uses:     handleUses{},
 	}
 	started := make(chan error, 1)
 	go d.loop(started)
@@ -826,9 +826,7 @@ func (d *realDriver) Compile(cmds []Cmd) (Program, error) {
 			next += len(l.vals)
 		}
 		p.cmds = (*C.evo_cmd)(mem)
-		for _, h := range p.handles() {
-			d.uses[h]++
-		}
+		d.uses.add(p.handles())
 		d.programs[p] = true
 		return nil
 	})
@@ -901,11 +899,7 @@ func (d *realDriver) FreeProgram(p Program) error {
 		}
 		rp.free()
 		delete(d.programs, rp)
-		for _, h := range rp.handles() {
-			if d.uses[h]--; d.uses[h] <= 0 {
-				delete(d.uses, h)
-			}
-		}
+		d.uses.release(rp.handles())
 		return nil
 	})
 }

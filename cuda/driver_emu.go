@@ -91,7 +91,7 @@ type emulator struct {
 
 	programs map[*emuProgram]bool // live programs, freed by Close
 	graphs   map[*emuGraph]bool   // live graphs, freed by Close
-	uses     map[uintptr]int      // stream or event handle -> live programs naming it
+	uses     handleUses           // stream or event handle -> live programs naming it
 }
 
 // NewEmulator returns the emulated driver: device memory on the C heap and
@@ -111,7 +111,7 @@ func NewEmulatorWithLimit(limit int64) Driver {
 
 		programs: map[*emuProgram]bool{},
 		graphs:   map[*emuGraph]bool{},
-		uses:     map[uintptr]int{},
+		uses:     handleUses{},
 	}
 }
 
@@ -744,9 +744,7 @@ func (e *emulator) Compile(cmds []Cmd) (Program, error) {
 			}
 		}
 	}
-	for _, h := range p.handles() {
-		e.uses[h]++
-	}
+	e.uses.add(p.handles())
 	e.programs[p] = true
 	return p, nil
 }
@@ -837,11 +835,7 @@ func (e *emulator) FreeProgram(p Program) error {
 	defer e.mu.Unlock()
 	if e.programs[ep] {
 		delete(e.programs, ep)
-		for _, h := range ep.handles() {
-			if e.uses[h]--; e.uses[h] <= 0 {
-				delete(e.uses, h)
-			}
-		}
+		e.uses.release(ep.handles())
 	}
 	return nil
 }

@@ -102,6 +102,24 @@ func (s cmdSite) String() string {
 	return fmt.Sprintf("%v on stream %d", s.kind, s.stream)
 }
 
+// handleUses counts, per stream or event handle, the live programs that
+// name it (a driver refuses to destroy a handle still in use).
+type handleUses map[uintptr]int
+
+func (u handleUses) add(hs []uintptr) {
+	for _, h := range hs {
+		u[h]++
+	}
+}
+
+func (u handleUses) release(hs []uintptr) {
+	for _, h := range hs {
+		if u[h]--; u[h] <= 0 {
+			delete(u, h)
+		}
+	}
+}
+
 // siteHandles lists the streams (but the default one) and events the
 // commands name, each once: a live program holds one use of each, so that
 // they cannot be destroyed under it.
