@@ -62,17 +62,13 @@ to check the path, saying nothing about speed.`,
 		if len(cases) == 0 && !runCopy {
 			return usagef("--case %q: matches no case", c.String("case"))
 		}
-		var d cuda.Driver
-		switch dev := c.String("device"); dev {
-		case "cuda-emu":
-			d = cuda.NewEmulator()
-		case "cuda":
-			var err error
-			if d, err = cuda.OpenDevice(0); err != nil {
-				return fmt.Errorf("--device cuda: %w", err)
-			}
-		default:
+		dev := c.String("device")
+		if dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
+		}
+		d, err := openDriver(dev)
+		if err != nil {
+			return err
 		}
 		defer d.Close()
 		be := cuda.NewBackend(d)

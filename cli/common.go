@@ -67,8 +67,11 @@ func checkDevice(c *ucli.Context, gpu bool) error {
 }
 
 // openDevice opens the --device's driver: GPU 0, or the emulator.
-func openDevice(c *ucli.Context) (cuda.Driver, error) {
-	if c.String(deviceFlag.Name) == "cuda-emu" {
+func openDevice(c *ucli.Context) (cuda.Driver, error) { return openDriver(c.String(deviceFlag.Name)) }
+
+// openDriver opens dev: "cuda-emu" the emulator, anything else GPU 0.
+func openDriver(dev string) (cuda.Driver, error) {
+	if dev == "cuda-emu" {
 		return cuda.NewEmulator(), nil
 	}
 	d, err := cuda.OpenDevice(0)

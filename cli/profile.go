@@ -176,17 +176,12 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	if dev == "" {
 		dev = "cuda"
 	}
-	var d cuda.Driver
-	switch dev {
-	case "cuda-emu":
-		d = cuda.NewEmulator()
-	case "cuda":
-		var err error
-		if d, err = cuda.OpenDevice(0); err != nil {
-			return nil, fmt.Errorf("--device cuda: %w", err)
-		}
-	default:
+	if dev != "cuda" && dev != "cuda-emu" {
 		return nil, usagef("--device %q: unknown for --workload population (valid: cuda, cuda-emu)", dev)
+	}
+	d, err := openDriver(dev)
+	if err != nil {
+		return nil, err
 	}
 	defer d.Close()
 
@@ -281,12 +276,9 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 	case "cpu":
 		b = nets.CPU{}
 	case "cuda", "cuda-emu":
-		d := cuda.NewEmulator()
-		if dev == "cuda" {
-			var err error
-			if d, err = cuda.OpenDevice(0); err != nil {
-				return nil, fmt.Errorf("--device cuda: %w", err)
-			}
+		d, err := openDriver(dev)
+		if err != nil {
+			return nil, err
 		}
 		defer d.Close()
 		cb := cuda.NewBackend(d)
