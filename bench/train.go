@@ -69,15 +69,7 @@ func Train(ctx context.Context, o TrainOptions) (res TrainResult, err error) {
 	}
 	m := nets.NewModel(g, o.Backend, 1, o.Workers)
 	n := o.Batch
-	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, n*g.Input.Size())
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]int32, n)
-	for i := range y {
-		y[i] = int32(rng.IntN(10))
-	}
+	x, y := RandomBatch(g, n, 1)
 	dl := make([]float32, n*g.Classes)
 	opt := nets.SGD{Momentum: 0.9, WeightDecay: 3e-4, ClipNorm: 5}
 	step := func() {
@@ -123,4 +115,20 @@ func PeakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// RandomBatch is a batch of n standard-normal images for g's input and
+// labels drawn uniformly from g's classes, from seed: what the training
+// benchmarks time, where the values do not matter.
+func RandomBatch(g *nets.Graph, n int, seed uint64) (x []float32, y []int32) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	x = make([]float32, n*g.Input.Size())
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y = make([]int32, n)
+	for i := range y {
+		y[i] = int32(rng.IntN(g.Classes))
+	}
+	return x, y
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -310,15 +309,7 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 	}
 	rec := profile.NewOpRecorder(b, origin)
 	m := nets.NewModel(g, rec, c.Uint64("seed"), workers(c))
-	rng := rand.New(rand.NewPCG(c.Uint64("seed"), 2))
-	x := make([]float32, n*g.Input.Size())
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]int32, n)
-	for i := range y {
-		y[i] = int32(rng.IntN(10))
-	}
+	x, y := bench.RandomBatch(g, n, c.Uint64("seed"))
 	dl := make([]float32, n*g.Classes)
 	opt := nets.SGD{Momentum: 0.9, WeightDecay: 3e-4, ClipNorm: 5}
 	step := func() (err error) {
