@@ -65,6 +65,21 @@ func (o PopulationOptions) Genomes() []*nets.Genome {
 	return gs
 }
 
+// Networks builds Genomes into the candidates TrainPopulation takes, with
+// the benchmark's recipe.
+func (o PopulationOptions) Networks() ([]cuda.PopCandidate, error) {
+	cfg := nets.NetConfig{C: o.Channels, Layers: o.Layers, In: nets.Shape{C: 3, H: 32, W: 32}, Classes: 10}
+	var cands []cuda.PopCandidate
+	for i, g := range o.Genomes() {
+		gr, err := g.Build(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("bench: candidate %d does not build: %w", i, err)
+		}
+		cands = append(cands, cuda.PopCandidate{Graph: gr, Cfg: o.Recipe()})
+	}
+	return cands, nil
+}
+
 // Data is the benchmark's synthetic CIFAR-shaped training and validation
 // sets.
 func (o PopulationOptions) Data() (train, val *data.Dataset) {
@@ -130,14 +145,9 @@ func Population(ctx context.Context, d cuda.Driver, o PopulationOptions, stage c
 		return PopulationResult{}, err
 	}
 	train, val := o.Data()
-	cfg := nets.NetConfig{C: o.Channels, Layers: o.Layers, In: nets.Shape{C: 3, H: 32, W: 32}, Classes: 10}
-	var cands []cuda.PopCandidate
-	for i, g := range o.Genomes() {
-		gr, err := g.Build(cfg)
-		if err != nil {
-			return PopulationResult{}, fmt.Errorf("bench: candidate %d does not build: %w", i, err)
-		}
-		cands = append(cands, cuda.PopCandidate{Graph: gr, Cfg: o.Recipe()})
+	cands, err := o.Networks()
+	if err != nil {
+		return PopulationResult{}, err
 	}
 	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, cands, cuda.PopOptions{Stage: stage})
 	if err != nil {

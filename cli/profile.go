@@ -185,14 +185,9 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	defer d.Close()
 
 	train, val := o.Data()
-	netCfg := nets.NetConfig{C: o.Channels, Layers: o.Layers, In: nets.Shape{C: 3, H: 32, W: 32}, Classes: 10}
-	var cands []cuda.PopCandidate
-	for i, g := range o.Genomes() {
-		gr, err := g.Build(netCfg)
-		if err != nil {
-			return nil, fmt.Errorf("profile: candidate %d does not build: %w", i, err)
-		}
-		cands = append(cands, cuda.PopCandidate{Graph: gr, Cfg: o.Recipe()})
+	cands, err := o.Networks()
+	if err != nil {
+		return nil, err
 	}
 
 	origin := time.Now()
