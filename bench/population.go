@@ -23,6 +23,9 @@ type PopulationOptions struct {
 	// MaxSteps caps the steps of an epoch (0: the whole training set);
 	// for quick checks.
 	MaxSteps int
+	// Precision of the products that may run on tensor cores (FP32 by
+	// default; TF32 puts attention on them).
+	Precision cuda.Precision
 }
 
 // DefaultPopulationOptions is proxy-50.
@@ -108,6 +111,7 @@ func (o PopulationOptions) WriteGenomes(path string) error {
 type PopulationResult struct {
 	Bench            string         `json:"bench"` // "population"
 	Stage            string         `json:"stage"`
+	Precision        string         `json:"precision"`
 	Device           string         `json:"device"`
 	Candidates       int            `json:"candidates"`
 	Epochs           int            `json:"epochs"`
@@ -149,11 +153,11 @@ func Population(ctx context.Context, d cuda.Driver, o PopulationOptions, stage c
 	if err != nil {
 		return PopulationResult{}, err
 	}
-	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, cands, cuda.PopOptions{Stage: stage})
+	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, cands, cuda.PopOptions{Stage: stage, Precision: o.Precision})
 	if err != nil {
 		return PopulationResult{}, err
 	}
-	res := PopulationResult{Bench: "population", Stage: stage.String(), Device: d.Name(), Candidates: len(cands),
+	res := PopulationResult{Bench: "population", Stage: stage.String(), Precision: o.Precision.String(), Device: d.Name(), Candidates: len(cands),
 		Epochs: o.Epochs, StepsPerCand: st.StepsPerCandidate, Waves: st.Waves, Seconds: round(st.Seconds, 3),
 		EvalsPerGPUHour: round(st.EvalsPerHour(), 1), ImagesPerS: round(st.ImagesPerSec(), 1),
 		LaunchesPerStep: st.LaunchesPerStep, HostCallsPerStep: st.HostCallsPerStep,

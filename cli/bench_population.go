@@ -18,10 +18,11 @@ var benchPopulationCommand = &ucli.Command{
 (C=16, L=5, synthetic 3x32x32 data, 5,000 train / 1,000 val, 5 epochs,
 batch 64) as one population, once per --stage: 1 one stream per candidate,
 2 launches fused across candidates, 3 fused and replayed as a CUDA graph.
-One JSON line per stage. --emit-genomes writes the genomes and recipe for
+One JSON line per stage and --precision. --emit-genomes writes the genomes and recipe for
 bench/torch_population.py (the PyTorch peer) and exits.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "stage", Value: "1,2,3", Usage: "stages to run, comma-separated"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "precisions to run each stage at, comma-separated: fp32 (every product in float32), tf32 (attention on the tensor cores)"},
 		&ucli.IntFlag{Name: "candidates", Value: 50, Usage: "population size"},
 		&ucli.IntFlag{Name: "epochs", Value: 5, Usage: "proxy epochs"},
 		&ucli.IntFlag{Name: "train", Value: 5000, Usage: "training images"},
@@ -52,6 +53,10 @@ bench/torch_population.py (the PyTorch peer) and exits.`,
 			}
 			stages = append(stages, cuda.Stage(v))
 		}
+		precs, err := parsePrecisions(c.String("precision"))
+		if err != nil {
+			return err
+		}
 		if dev := c.String("device"); dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
 		}
@@ -61,12 +66,15 @@ bench/torch_population.py (the PyTorch peer) and exits.`,
 		}
 		defer d.Close()
 		for _, st := range stages {
-			r, err := bench.Population(c.Context, d, o, st)
-			if err != nil {
-				return fmt.Errorf("bench population, stage %d: %w", int(st), err)
-			}
-			if err := printJSONLine(c.App.Writer, r); err != nil {
-				return err
+			for _, p := range precs {
+				o.Precision = p
+				r, err := bench.Population(c.Context, d, o, st)
+				if err != nil {
+					return fmt.Errorf("bench population, stage %d, %s: %w", int(st), p, err)
+				}
+				if err := printJSONLine(c.App.Writer, r); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

@@ -24,6 +24,7 @@ var (
 	channelsFlag = &ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial cell channels C of the network", Category: "network"}
 	layersFlag   = &ucli.IntFlag{Name: "layers", Value: 5, Usage: "number of cells L (reductions at L/3 and 2L/3)", Category: "network"}
 	workersFlag  = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
+	gpuPrecisionFlag = &ucli.StringFlag{Name: "gpu-precision", Value: "fp32", Usage: "arithmetic of a GPU's products: fp32 (float32 throughout, as the CPU) or tf32 (attention on the tensor cores: TF32 operands, float32 sums, relative errors near 1e-3)", Category: "compute"}
 	gpuStageFlag = &ucli.IntFlag{Name: "gpu-stage", Value: 3, Usage: "how a GPU trains a population: 1 one stream per candidate, 2 launches fused across candidates, 3 fused and replayed as a CUDA graph", Category: "compute"}
 	deviceFlag   = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; search only) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
 	seedFlag     = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}
@@ -138,4 +139,31 @@ func joinUsage(errs []error) error {
 		}
 	}
 	return err
+}
+
+// parsePrecisions reads a comma-separated list of --precision names.
+func parsePrecisions(s string) ([]cuda.Precision, error) {
+	var ps []cuda.Precision
+	for _, f := range strings.Split(s, ",") {
+		p, err := cuda.ParsePrecision(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usagef("--precision %q: %v", s, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+// gpuPrecision reads --gpu-precision (checked by checkGPUPrecision).
+func gpuPrecision(c *ucli.Context) cuda.Precision {
+	p, _ := cuda.ParsePrecision(c.String(gpuPrecisionFlag.Name))
+	return p
+}
+
+// checkGPUPrecision validates --gpu-precision.
+func checkGPUPrecision(c *ucli.Context) error {
+	if _, err := cuda.ParsePrecision(c.String(gpuPrecisionFlag.Name)); err != nil {
+		return usagef("--%s: %v", gpuPrecisionFlag.Name, err)
+	}
+	return nil
 }

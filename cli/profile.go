@@ -57,6 +57,7 @@ them and says so.`,
 		&ucli.IntFlag{Name: "val", Value: 200, Usage: "validation images", Category: "population"},
 		&ucli.IntFlag{Name: "trace-steps", Value: 3, Usage: "training steps timed launch by launch", Category: "population"},
 		&ucli.IntFlag{Name: "stage", Value: 2, Usage: "1 one stream per candidate, 2 fused launches, 3 fused and replayed as a graph (traced steps run unreplayed)", Category: "population"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "fp32 (every product in float32) or tf32 (attention on the tensor cores)", Category: "population"},
 		&ucli.IntFlag{Name: "steps", Value: 5, Usage: "profiled training steps", Category: "train"},
 		&ucli.IntFlag{Name: "warmup", Value: 1, Usage: "unprofiled steps first", Category: "train"},
 		&ucli.IntFlag{Name: "size", Value: 32, Usage: "image height and width (3 channels, 10 classes)", Category: "train"},
@@ -168,6 +169,10 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	if stage < 1 || stage > 3 {
 		return nil, usagef("--stage %d: want 1, 2 or 3", stage)
 	}
+	prec, err := cuda.ParsePrecision(c.String("precision"))
+	if err != nil {
+		return nil, usagef("--precision: %v", err)
+	}
 	if c.Int("trace-steps") < 1 {
 		return nil, usagef("--trace-steps %d: must be at least 1", c.Int("trace-steps"))
 	}
@@ -202,7 +207,7 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 		notes = append(notes, noCountersNote)
 	}
 	start := time.Since(origin)
-	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, cuda.PopOptions{Stage: cuda.Stage(stage), TraceSteps: c.Int("trace-steps")})
+	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, cuda.PopOptions{Stage: cuda.Stage(stage), Precision: prec, TraceSteps: c.Int("trace-steps")})
 	if smp != nil {
 		defer smp.Stop() // on the error path; finish has stopped it otherwise
 	}
@@ -238,7 +243,7 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	for _, pr := range rs {
 		statuses[string(pr.Status)]++
 	}
-	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "candidates": o.Candidates, "epochs": o.Epochs,
+	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "precision": prec.String(), "candidates": o.Candidates, "epochs": o.Epochs,
 		"max_steps": o.MaxSteps, "train": o.Train, "val": o.Val, "channels": o.Channels, "layers": o.Layers,
 		"batch": o.Batch, "seed": o.Seed, "trace_steps": c.Int("trace-steps")}
 	r.Stats = map[string]any{"seconds": st.Seconds, "train_seconds": st.TrainSeconds, "step_ms": 1000 * st.StepSeconds,

@@ -74,7 +74,7 @@ and --time-budget may change).`,
 		&ucli.IntFlag{Name: "proxy-batch-size", Value: 64, Usage: "batch size of the proxy training", Category: "proxy"},
 		seedFlag, deviceFlag,
 		&ucli.StringFlag{Name: "workers", Value: "0", Usage: "candidates trained at once on the CPU, one thread each (0: all cores), or nats: hand them to worker processes through NATS JetStream (see evosearch worker)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"},
-		gpuStageFlag, searchNATSFlag, natsListenFlag, searchSlotsFlag, natsCredsFlag, natsNKeyFlag, natsTLSCertFlag, natsTLSKeyFlag, natsTLSCAFlag,
+		gpuStageFlag, gpuPrecisionFlag, searchNATSFlag, natsListenFlag, searchSlotsFlag, natsCredsFlag, natsNKeyFlag, natsTLSCertFlag, natsTLSKeyFlag, natsTLSCAFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the search in --output"},
 		&ucli.DurationFlag{Name: "time-budget", Usage: "stop at the generation boundary before this much time has passed (e.g. 2h; 0: no limit)"},
@@ -185,8 +185,8 @@ func runSearch(c *ucli.Context) error {
 		}
 		defer drv.Close()
 		ev = &evo.CUDAEvaluator{Driver: drv, Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed),
-			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name))}}
-		atOnce = fmt.Sprintf("each generation at once on %s (%s)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)))
+			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c)}}
+		atOnce = fmt.Sprintf("each generation at once on %s (%s, %s)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c))
 	}
 	if remote {
 		rem, err := openRemote(c, out, searchID, netCfg, proxyRecipe(c, seed), spec, ptrain, pval, p)
@@ -350,6 +350,9 @@ func checkSearchFlags(c *ucli.Context) error {
 	}
 	if st := c.Int(gpuStageFlag.Name); st < 1 || st > 3 {
 		errs = append(errs, usagef("--gpu-stage %d: must be 1 (streams), 2 (fused) or 3 (fused, graph replay)", st))
+	}
+	if err := checkGPUPrecision(c); err != nil {
+		errs = append(errs, err)
 	}
 	return joinUsage(errs)
 }

@@ -23,7 +23,49 @@ import (
 type Backend struct {
 	d     Driver
 	arena *Arena
+	prec  Precision
 }
+
+// Precision is the arithmetic of the products that may run on tensor
+// cores.
+type Precision int
+
+const (
+	// FP32 computes every product in float32 (the default): results match
+	// the CPU reference to float32 rounding.
+	FP32 Precision = iota
+	// TF32 runs attention's products on the tensor cores with TF32
+	// operands (float32's range, 10 of its 23 mantissa bits) and float32
+	// sums: several times the float32 rate, relative errors near 1e-3.
+	TF32
+)
+
+// Precisions lists the precisions by name, as flags spell them.
+var Precisions = []string{"fp32", "tf32"}
+
+func (p Precision) String() string {
+	if p == TF32 {
+		return "tf32"
+	}
+	return "fp32"
+}
+
+// ParsePrecision reads a precision's name (fp32, tf32).
+func ParsePrecision(s string) (Precision, error) {
+	switch s {
+	case "fp32":
+		return FP32, nil
+	case "tf32":
+		return TF32, nil
+	}
+	return FP32, fmt.Errorf("unknown precision %q (valid: fp32, tf32)", s)
+}
+
+// SetPrecision selects the precision of later calls' products.
+func (b *Backend) SetPrecision(p Precision) { b.prec = p }
+
+// Precision is the precision SetPrecision selected (FP32 by default).
+func (b *Backend) Precision() Precision { return b.prec }
 
 var _ nets.Backend = (*Backend)(nil)
 
@@ -113,6 +155,9 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 		var ks []string
 		for _, d := range attnCaps {
 			ks = append(ks, fmt.Sprintf("attention_%s_d%d", kind, d))
+		}
+		for _, d := range attnTCCaps {
+			ks = append(ks, fmt.Sprintf("attention_tc_%s_d%d", kind, d))
 		}
 		return ks
 	}
@@ -980,41 +1025,64 @@ func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Te
 
 // attnCaps are the head sizes the attention kernels are compiled for
 // (kernels/attention.cu: attention_*_d<cap>); a head of size d runs on the
-// smallest cap >= d.
-var attnCaps = []int{4, 8, 16, 32, 64}
-
-const (
-	attnRows = 64 // threads per block, one query or key each
-	attnTile = 32 // keys or queries per shared-memory tile
+// smallest cap >= d. attnTCCaps are the same for the tensor-core kernels
+// (attention_tc_*_d<cap>), whose caps are multiples of 16.
+var (
+	attnCaps   = []int{4, 8, 16, 32, 64}
+	attnTCCaps = []int{16, 32, 64}
 )
 
-func attnCap(d int) int {
-	for _, c := range attnCaps {
+const (
+	attnRows      = 64      // queries or keys per block (the plain kernels: one per thread)
+	attnTile      = 32      // keys or queries per shared-memory tile
+	attnTCThreads = 128     // the tensor-core kernels' block: 4 warps of 16 rows
+	attnTCTile    = 16 * 40 // floats of one warp's 16 x 32 tile (row stride 40)
+)
+
+func attnCap(d int) int { return capOf(attnCaps, d) }
+
+func capOf(caps []int, d int) int {
+	for _, c := range caps {
 		if d <= c {
 			return c
 		}
 	}
-	return attnCaps[len(attnCaps)-1]
+	return caps[len(caps)-1]
 }
 
 // attention runs the forward (y not null) or, given dy, the backward:
 // attention_fwd recomputes each query's log-sum-exp and delta = do . o
 // into the scratch tensors, then the dq and dk/dv kernels add into dx.
-// With set, dx is stored rather than added into.
+// With set, dx is stored rather than added into. At TF32 the tensor-core
+// kernels (attention_tc_*) run instead, with the same arguments.
 func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
-	D := attnCap(d)
-	grid, block := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}, Dim3{X: attnRows}
-	tileBytes := 4 * 2 * D * attnTile
+	grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}
+	var (
+		prefix           = "attention_"
+		D                int
+		block            Dim3
+		fwdB, dqB, dkdvB int // dynamic shared bytes
+	)
+	if c.b.prec == TF32 {
+		prefix, D, block = "attention_tc_", capOf(attnTCCaps, d), Dim3{X: attnTCThreads}
+		fwdB = 4 * (2*attnRows*D + 4*attnTCTile)
+		dqB = 4 * max(2*attnRows*D, attnRows*D+2*4*attnTCTile)
+		dkdvB = 4 * max(2*attnRows*D, attnRows*D+2*attnTile+2*4*attnTCTile)
+	} else {
+		D, block = attnCap(d), Dim3{X: attnRows}
+		fwdB = 4 * 2 * D * attnTile
+		dqB, dkdvB = fwdB, fwdB+4*2*attnTile
+	}
 	dims := []any{i32(os.C), i32(p), i32(heads)}
-	fwd, dq, dkdv := fmt.Sprintf("attention_fwd_d%d", D), fmt.Sprintf("attention_bwd_dq_d%d", D), fmt.Sprintf("attention_bwd_dkdv_d%d", D)
+	fwd := fmt.Sprintf("%sfwd_d%d", prefix, D)
 	if dy.Len == 0 {
-		c.launch(fwd, grid, block, tileBytes, append([]any{x.Ptr, y.Ptr, DevicePtr(0), DevicePtr(0), DevicePtr(0)}, dims...)...)
+		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, y.Ptr, DevicePtr(0), DevicePtr(0), DevicePtr(0)}, dims...)...)
 		return
 	}
-	c.launch(fwd, grid, block, tileBytes, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
+	c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
 	bwd := append(append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...), set)
-	c.launch(dq, grid, block, tileBytes, bwd...)
-	c.launch(dkdv, grid, block, tileBytes+4*2*attnTile, bwd...)
+	c.launch(fmt.Sprintf("%sbwd_dq_d%d", prefix, D), grid, block, dqB, bwd...)
+	c.launch(fmt.Sprintf("%sbwd_dkdv_d%d", prefix, D), grid, block, dkdvB, bwd...)
 }

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "cfc76e47744d89d43ff1e541012081e3ddcf63e02af7251b879631a68be44811"
+const emuSourcesDigest = "c0e1d77b089f6356568e1c9b1646f772d4ea706bbed89e317087369ad89b223f"

@@ -66,6 +66,9 @@ type PopCandidate struct {
 // PopOptions tunes TrainPopulation.
 type PopOptions struct {
 	Stage Stage // 0 means StageGraph
+	// Precision of the products that may run on tensor cores (FP32 by
+	// default; TF32: attention on the tensor cores).
+	Precision Precision
 	// MemFraction is the share of the device's free memory a wave may
 	// plan for (0 means 0.9): candidates that do not fit wait for the next
 	// wave.
@@ -253,6 +256,7 @@ type popCand struct {
 	cfg    nets.TrainConfig
 	sched  schedule
 	stream Stream
+	prec   Precision
 	arena  *Arena
 	bytes  int
 
@@ -455,6 +459,7 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 // calibration passes average batch statistics with momentum 1/(k+1)).
 type recorder struct {
 	Driver
+	prec       Precision
 	cmds       []Cmd
 	stream     Stream
 	bnMomentum float32
@@ -470,7 +475,7 @@ func (r *recorder) Launch(kernel string, grid, block Dim3, shared int, _ Stream,
 	return nil
 }
 
-func (r *recorder) call() *call { return &call{b: &Backend{d: r}} }
+func (r *recorder) call() *call { return &call{b: &Backend{d: r, prec: r.prec}} }
 
 // gather records the batch assembly of phase ctr from the resident set dd.
 func (c *popCand) gather(r *recorder, dd *DeviceDataset, idx, off Tensor, ctr, n int) {
@@ -513,7 +518,7 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 	g := c.g
 	var segs []segment
 	rec := func(deps []int, f func(r *recorder)) int {
-		r := &recorder{Driver: d, stream: c.stream}
+		r := &recorder{Driver: d, stream: c.stream, prec: c.prec}
 		f(r)
 		segs = append(segs, segment{cmds: r.cmds, deps: deps})
 		return len(segs) - 1
@@ -912,7 +917,7 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 	results := make([]PopResult, len(cands))
 	pcs := make([]*popCand, len(cands))
 	for i, pc := range cands {
-		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg}
+		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, prec: opt.Precision}
 		c.sched = makeSchedule(pc.Cfg, train.Len(), val.Len(), len(pc.Graph.Buffers) > 0)
 		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
 		c.res.Params, c.res.FLOPs = pc.Graph.NumParams(), pc.Graph.FLOPs()
@@ -1226,7 +1231,7 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 	// Recalibrate and score, each candidate on its own stream.
 	var lists [][]Cmd
 	for _, c := range scored {
-		r := &recorder{Driver: d, stream: c.stream}
+		r := &recorder{Driver: d, stream: c.stream, prec: c.prec}
 		c.calibrate(r, dtrain)
 		c.evaluate(r, dval)
 		lists = append(lists, r.cmds)

@@ -287,3 +287,384 @@ EVO_ATT_KERNELS(8)
 EVO_ATT_KERNELS(16)
 EVO_ATT_KERNELS(32)
 EVO_ATT_KERNELS(64)
+
+// ---- Tensor-core variants (TF32) ---------------------------------------------
+//
+// The same three kernels with the products on the tensor cores, through
+// nvcuda::wmma's m16n16k8 TF32 fragments (Ampere and newer; the fatbin has
+// no older code). TF32 keeps float's range and 10 of its 23 mantissa bits,
+// so scores and gradients carry relative errors near 1e-3: the host runs
+// these only when asked for TF32 (cuda.TF32), and the conformance suite
+// holds them to a TF32 tolerance.
+//
+// Work split, as in FlashAttention-2: a block owns 64 rows (queries for
+// attention_tc_fwd and attention_tc_bwd_dq, keys for attention_tc_bwd_dkdv),
+// each of its 4 warps 16 of them, whose operand fragments it keeps in
+// registers. The block walks the other side 32 columns at a time, staged
+// in shared memory (rounded to TF32, zero past d and past P). Each warp
+// multiplies its 16 rows into a 16x32 tile, stores it to its own shared
+// tile, and its lanes (two per row, 16 columns each) apply the softmax
+// terms there; the tile is then read back as the next product's operand.
+// Fragments are used as opaque tiles only (load, store, mma, and the same
+// operation on every element), so the layout the hardware picks does not
+// matter.
+//
+// Dynamic shared memory in floats, D = the head size rounded up to 16, 32
+// or 64 (evo_attn_tc_cap), SLD = 40:
+//   attention_tc_fwd       128*D + 4*16*SLD
+//   attention_tc_bwd_dq    max(128*D, 64*D + 2*4*16*SLD)
+//   attention_tc_bwd_dkdv  max(128*D, 64*D + 64 + 2*4*16*SLD)
+// Launch: 128 threads, grid (ceil(P/64), heads, N), as the plain kernels.
+// Arguments and results are those of the plain kernels above.
+
+namespace evo_wmma = nvcuda::wmma;
+
+#define EVO_TC_ROWS 64  // rows per block, 16 per warp
+#define EVO_TC_TILE 32  // columns per step
+#define EVO_TC_SLD 40   // row stride of a warp's 16 x TILE tile (a multiple of 8 floats)
+#define EVO_TC_WTILE (16 * EVO_TC_SLD)
+
+typedef evo_wmma::fragment<evo_wmma::matrix_a, 16, 16, 8, evo_wmma::precision::tf32, evo_wmma::row_major> evo_tc_arow;
+typedef evo_wmma::fragment<evo_wmma::matrix_a, 16, 16, 8, evo_wmma::precision::tf32, evo_wmma::col_major> evo_tc_acol;
+typedef evo_wmma::fragment<evo_wmma::matrix_b, 16, 16, 8, evo_wmma::precision::tf32, evo_wmma::row_major> evo_tc_brow;
+typedef evo_wmma::fragment<evo_wmma::matrix_b, 16, 16, 8, evo_wmma::precision::tf32, evo_wmma::col_major> evo_tc_bcol;
+typedef evo_wmma::fragment<evo_wmma::accumulator, 16, 16, 8, float> evo_tc_acc;
+
+static __device__ __forceinline__ float evo_tf32(float v) { return evo_wmma::__float_to_tf32(v); }
+
+// evo_tc_stage stages columns [c0, c0+COLS) of the d rows of src (row
+// stride P), times mul and rounded to TF32, into dst[j*COLS + t]; rows d..D-1
+// and columns past P are zeros.
+template <int D, int COLS>
+static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __restrict__ src, int d, int P, int c0,
+                                                    float mul) {
+    for (int e = threadIdx.x; e < D * COLS; e += blockDim.x) {
+        const int j = e / COLS, t = e % COLS;
+        dst[e] = (j < d && c0 + t < P) ? evo_tf32(src[(long long)j * P + c0 + t] * mul) : 0.0f;
+    }
+}
+
+// evo_tc_rows16 multiplies the warp's 16 rows (a[D/8], 16 x D) by the
+// D x TILE operand at b (row-major, ldm TILE) and stores the 16 x TILE
+// product at out (ldm SLD).
+template <int D>
+static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const float* b, float* out) {
+#pragma unroll
+    for (int nb = 0; nb < EVO_TC_TILE / 16; nb++) {
+        evo_tc_acc s;
+        evo_wmma::fill_fragment(s, 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < D / 8; kk++) {
+            evo_tc_brow f;
+            evo_wmma::load_matrix_sync(f, b + kk * 8 * EVO_TC_TILE + nb * 16, EVO_TC_TILE);
+            evo_wmma::mma_sync(s, a[kk], f, s);
+        }
+        evo_wmma::store_matrix_sync(out + nb * 16, s, EVO_TC_SLD, evo_wmma::mem_row_major);
+    }
+}
+
+// evo_tc_accum adds the warp's 16 x TILE tile at a (ldm SLD) times the
+// TILE x D operand whose (k, n) element is b[n*TILE + k] into acc[D/16].
+template <int D>
+static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float* a, const float* b) {
+#pragma unroll
+    for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
+        evo_tc_arow fa;
+        evo_wmma::load_matrix_sync(fa, a + kk * 8, EVO_TC_SLD);
+#pragma unroll
+        for (int nb = 0; nb < D / 16; nb++) {
+            evo_tc_bcol fb;
+            evo_wmma::load_matrix_sync(fb, b + nb * 16 * EVO_TC_TILE + kk * 8, EVO_TC_TILE);
+            evo_wmma::mma_sync(acc[nb], fa, fb, acc[nb]);
+        }
+    }
+}
+
+// evo_tc_write stores the warp's 16 x D result at out (row-major, ldm D,
+// rows = consecutive positions from p0) to dst[j*P + p], j < d, p < P:
+// stored (set) or added. Consecutive lanes take consecutive positions.
+template <int D>
+static __device__ __forceinline__ void evo_tc_write(float* __restrict__ dst, const float* out, int d, int P, int p0,
+                                                    int set) {
+    for (int e = threadIdx.x % EVO_WARP; e < 16 * d; e += EVO_WARP) {
+        const int rr = e % 16, j = e / 16, p = p0 + rr;
+        if (p >= P) continue;
+        float* o = dst + (long long)j * P + p;
+        *o = set ? out[rr * D + j] : *o + out[rr * D + j];
+    }
+}
+
+template <int D>
+static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__ x, float* __restrict__ y,
+                                                       float* __restrict__ lse, const float* __restrict__ dy,
+                                                       float* __restrict__ delta, int C, int P, int heads,
+                                                       float* smem) {
+    const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
+    float* qo = smem;                          // [D][64] Q, then the warps' [16][D] outputs
+    float* ks = smem + D * EVO_TC_ROWS;        // [D][TILE]
+    float* vs = ks + D * EVO_TC_TILE;          // [D][TILE]
+    float* ss = vs + D * EVO_TC_TILE + warp * EVO_TC_WTILE;  // this warp's scores
+    float* os = qo + warp * 16 * D;            // this warp's output rows
+    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
+    const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const float scale = 1.0f / sqrtf((float)d);
+    const float* q = x + ((long long)n * 3 * C + h * d) * P;
+    const float* k = q + (long long)C * P;
+    const float* v = q + 2LL * C * P;
+
+    evo_tc_stage<D, EVO_TC_ROWS>(qo, q, d, P, i0, scale);
+    __syncthreads();
+    evo_tc_acol qa[D / 8];
+#pragma unroll
+    for (int kk = 0; kk < D / 8; kk++)
+        evo_wmma::load_matrix_sync(qa[kk], qo + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+    __syncthreads();  // every warp has its Q before qo holds outputs
+    for (int e = lane; e < 16 * D; e += EVO_WARP) os[e] = 0.0f;
+
+    const int r = lane >> 1, c0 = (lane & 1) * 16;  // this lane's row and columns
+    float m = -INFINITY, l = 0.0f;
+    for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
+        __syncthreads();  // the last tile's ks and vs are read (and os is zeroed)
+        evo_tc_stage<D, EVO_TC_TILE>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE>(vs, v, d, P, t0, 1.0f);
+        __syncthreads();
+        evo_tc_rows16<D>(qa, ks, ss);
+        __syncwarp();
+        // Online softmax over this lane's 16 scores of row r; its partner
+        // lane (lane ^ 1) has the other 16.
+        float* sr = ss + r * EVO_TC_SLD + c0;
+        float mt = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 16; c++)
+            if (t0 + c0 + c < P) mt = fmaxf(mt, sr[c]);
+        mt = fmaxf(mt, __shfl_xor_sync(EVO_FULL_MASK, mt, 1));
+        const float mn = fmaxf(m, mt);  // finite: column t0 < P is in every tile
+        const float corr = expf(m - mn);
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const float p = t0 + c0 + c < P ? expf(sr[c] - mn) : 0.0f;
+            sum += p;
+            sr[c] = evo_tf32(p);
+        }
+        sum += __shfl_xor_sync(EVO_FULL_MASK, sum, 1);
+        l = l * corr + sum;
+        m = mn;
+        float* orow = os + r * D + (lane & 1) * (D / 2);
+#pragma unroll
+        for (int j = 0; j < D / 2; j++) orow[j] *= corr;
+        __syncwarp();
+#pragma unroll
+        for (int nb = 0; nb < D / 16; nb++) {
+            evo_tc_acc o;
+            evo_wmma::load_matrix_sync(o, os + nb * 16, D, evo_wmma::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
+                evo_tc_arow fa;
+                evo_tc_bcol fb;
+                evo_wmma::load_matrix_sync(fa, ss + kk * 8, EVO_TC_SLD);
+                evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_TILE + kk * 8, EVO_TC_TILE);
+                evo_wmma::mma_sync(o, fa, fb, o);
+            }
+            evo_wmma::store_matrix_sync(os + nb * 16, o, D, evo_wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+
+    // Row statistics, then the normalized output.
+    const int i = w0 + r;
+    const float inv = 1.0f / l;
+    const long long row = ((long long)n * heads + h) * P + i;
+    if (delta) {
+        const float* g = dy + ((long long)n * C + h * d) * P;
+        float s = 0.0f;
+        if (i < P)
+            for (int j = (lane & 1) * (D / 2); j < (lane & 1) * (D / 2) + D / 2 && j < d; j++)
+                s += g[(long long)j * P + i] * (os[r * D + j] * inv);
+        s += __shfl_xor_sync(EVO_FULL_MASK, s, 1);
+        if ((lane & 1) == 0 && i < P) delta[row] = s;
+    }
+    if (lse && (lane & 1) == 0 && i < P) lse[row] = m + logf(l);
+    if (y) {
+        // Scale each row by 1/l in place, then write position-major.
+        float* orow = os + r * D + (lane & 1) * (D / 2);
+#pragma unroll
+        for (int j = 0; j < D / 2; j++) orow[j] *= inv;
+        __syncwarp();
+        evo_tc_write<D>(y + ((long long)n * C + h * d) * P, os, d, P, w0, 1);
+    }
+}
+
+template <int D>
+static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
+                                                          const float* __restrict__ lse,
+                                                          const float* __restrict__ delta, float* __restrict__ dx,
+                                                          int C, int P, int heads, int set, float* smem) {
+    const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
+    float* ks = smem;                  // [D][TILE]; at the start, Q and dO staged in [D][64] each
+    float* vs = ks + D * EVO_TC_TILE;  // [D][TILE]
+    float* ss = vs + D * EVO_TC_TILE + warp * EVO_TC_WTILE;  // scores, then dS
+    float* ps = vs + D * EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
+    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
+    const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const float scale = 1.0f / sqrtf((float)d);
+    const long long base = ((long long)n * 3 * C + h * d) * P;
+    const float* q = x + base;
+    const float* k = q + (long long)C * P;
+    const float* v = q + 2LL * C * P;
+    const float* g = dy + ((long long)n * C + h * d) * P;
+
+    evo_tc_stage<D, EVO_TC_ROWS>(smem, q, d, P, i0, scale);
+    evo_tc_stage<D, EVO_TC_ROWS>(smem + D * EVO_TC_ROWS, g, d, P, i0, 1.0f);
+    __syncthreads();
+    evo_tc_acol qa[D / 8], ga[D / 8];
+#pragma unroll
+    for (int kk = 0; kk < D / 8; kk++) {
+        evo_wmma::load_matrix_sync(qa[kk], smem + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+        evo_wmma::load_matrix_sync(ga[kk], smem + D * EVO_TC_ROWS + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+    }
+    evo_tc_acc dq[D / 16];
+#pragma unroll
+    for (int nb = 0; nb < D / 16; nb++) evo_wmma::fill_fragment(dq[nb], 0.0f);
+
+    const int r = lane >> 1, c0 = (lane & 1) * 16;
+    const int i = w0 + r;
+    const long long row = ((long long)n * heads + h) * P + i;
+    const float li = i < P ? lse[row] : 0.0f, di = i < P ? delta[row] : 0.0f;
+    for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
+        __syncthreads();  // the staging area, or the last tile, is read
+        evo_tc_stage<D, EVO_TC_TILE>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE>(vs, v, d, P, t0, 1.0f);
+        __syncthreads();
+        evo_tc_rows16<D>(qa, ks, ss);  // S = scale q . k
+        evo_tc_rows16<D>(ga, vs, ps);  // dP = do . v
+        __syncwarp();
+        float* sr = ss + r * EVO_TC_SLD + c0;
+        const float* pr = ps + r * EVO_TC_SLD + c0;
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const float p = t0 + c0 + c < P ? expf(sr[c] - li) : 0.0f;
+            sr[c] = evo_tf32(p * (pr[c] - di));
+        }
+        __syncwarp();
+        evo_tc_accum<D>(dq, ss, ks);  // dq += dS . k
+    }
+    __syncthreads();  // ks, vs and the tiles are free for the results
+    float* out = smem + warp * 16 * D;
+#pragma unroll
+    for (int nb = 0; nb < D / 16; nb++) {
+        for (int e = 0; e < dq[nb].num_elements; e++) dq[nb].x[e] *= scale;
+        evo_wmma::store_matrix_sync(out + nb * 16, dq[nb], D, evo_wmma::mem_row_major);
+    }
+    __syncwarp();
+    evo_tc_write<D>(dx + base, out, d, P, w0, set);
+}
+
+template <int D>
+static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restrict__ x,
+                                                            const float* __restrict__ dy,
+                                                            const float* __restrict__ lse,
+                                                            const float* __restrict__ delta,
+                                                            float* __restrict__ dx, int C, int P, int heads, int set,
+                                                            float* smem) {
+    const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
+    float* qs = smem;                  // [D][TILE] queries (scaled); at the start, K and V staged
+    float* gs = qs + D * EVO_TC_TILE;  // [D][TILE] dO
+    float* lt = gs + D * EVO_TC_TILE;  // [TILE] lse
+    float* dt = lt + EVO_TC_TILE;      // [TILE] delta
+    float* ss = dt + EVO_TC_TILE + warp * EVO_TC_WTILE;                    // S^T, then P^T
+    float* ps = dt + EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP^T, then dS^T
+    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
+    const int t0b = blockIdx.x * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
+    const float scale = 1.0f / sqrtf((float)d);
+    const long long base = ((long long)n * 3 * C + h * d) * P;
+    const float* q = x + base;
+    const float* k = q + (long long)C * P;
+    const float* v = q + 2LL * C * P;
+    const float* g = dy + ((long long)n * C + h * d) * P;
+    const long long rows = ((long long)n * heads + h) * P;
+
+    evo_tc_stage<D, EVO_TC_ROWS>(smem, k, d, P, t0b, 1.0f);
+    evo_tc_stage<D, EVO_TC_ROWS>(smem + D * EVO_TC_ROWS, v, d, P, t0b, 1.0f);
+    __syncthreads();
+    evo_tc_acol ka[D / 8], va[D / 8];
+#pragma unroll
+    for (int kk = 0; kk < D / 8; kk++) {
+        evo_wmma::load_matrix_sync(ka[kk], smem + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+        evo_wmma::load_matrix_sync(va[kk], smem + D * EVO_TC_ROWS + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+    }
+    evo_tc_acc dk[D / 16], dv[D / 16];
+#pragma unroll
+    for (int nb = 0; nb < D / 16; nb++) {
+        evo_wmma::fill_fragment(dk[nb], 0.0f);
+        evo_wmma::fill_fragment(dv[nb], 0.0f);
+    }
+
+    const int r = lane >> 1, c0 = (lane & 1) * 16;
+    for (int i0 = 0; i0 < P; i0 += EVO_TC_TILE) {
+        __syncthreads();  // the staging area, or the last tile, is read
+        evo_tc_stage<D, EVO_TC_TILE>(qs, q, d, P, i0, scale);
+        evo_tc_stage<D, EVO_TC_TILE>(gs, g, d, P, i0, 1.0f);
+        for (int e = threadIdx.x; e < EVO_TC_TILE; e += blockDim.x) {
+            lt[e] = i0 + e < P ? lse[rows + i0 + e] : 0.0f;
+            dt[e] = i0 + e < P ? delta[rows + i0 + e] : 0.0f;
+        }
+        __syncthreads();
+        evo_tc_rows16<D>(ka, qs, ss);  // S^T = k . scale q
+        evo_tc_rows16<D>(va, gs, ps);  // dP^T = v . do
+        __syncwarp();
+        float* sr = ss + r * EVO_TC_SLD + c0;
+        float* pr = ps + r * EVO_TC_SLD + c0;
+#pragma unroll
+        for (int c = 0; c < 16; c++) {
+            const int col = c0 + c;
+            const float p = i0 + col < P ? expf(sr[c] - lt[col]) : 0.0f;
+            sr[c] = evo_tf32(p);
+            pr[c] = evo_tf32(p * (pr[c] - dt[col]));
+        }
+        __syncwarp();
+        evo_tc_accum<D>(dv, ss, gs);  // dv += P^T . do
+        evo_tc_accum<D>(dk, ps, qs);  // dk += dS^T . scale q
+    }
+    __syncthreads();
+    float* outk = smem + warp * 16 * D;
+    float* outv = smem + EVO_TC_ROWS * D + warp * 16 * D;
+#pragma unroll
+    for (int nb = 0; nb < D / 16; nb++) {
+        evo_wmma::store_matrix_sync(outk + nb * 16, dk[nb], D, evo_wmma::mem_row_major);
+        evo_wmma::store_matrix_sync(outv + nb * 16, dv[nb], D, evo_wmma::mem_row_major);
+    }
+    __syncwarp();
+    evo_tc_write<D>(dx + base + (long long)C * P, outk, d, P, w0, set);
+    evo_tc_write<D>(dx + base + 2LL * C * P, outv, d, P, w0, set);
+}
+
+// attention_tc_fwd_d<D>, attention_tc_bwd_dq_d<D>, attention_tc_bwd_dkdv_d<D>
+// for D = 16, 32, 64; the host picks D = evo_attn_tc_cap(d) (cuda.attnTCCap).
+#define EVO_ATT_TC_KERNELS(D)                                                                                      \
+    extern "C" __global__ void attention_tc_fwd_d##D(const float* __restrict__ x, float* __restrict__ y,         \
+                                                     float* __restrict__ lse, const float* __restrict__ dy,      \
+                                                     float* __restrict__ delta, int C, int P, int heads) {       \
+        extern __shared__ float smem[];                                                                            \
+        evo_attn_tc_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem);                                               \
+    }                                                                                                              \
+    EVO_REGISTER(attention_tc_fwd_d##D);                                                                           \
+    extern "C" __global__ void attention_tc_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy, \
+                                                        const float* __restrict__ lse,                            \
+                                                        const float* __restrict__ delta, float* __restrict__ dx,  \
+                                                        int C, int P, int heads, int set) {                       \
+        extern __shared__ float smem[];                                                                            \
+        evo_attn_tc_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                      \
+    }                                                                                                              \
+    EVO_REGISTER(attention_tc_bwd_dq_d##D);                                                                        \
+    extern "C" __global__ void attention_tc_bwd_dkdv_d##D(                                                         \
+        const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ lse,                 \
+        const float* __restrict__ delta, float* __restrict__ dx, int C, int P, int heads, int set) {              \
+        extern __shared__ float smem[];                                                                            \
+        evo_attn_tc_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                    \
+    }                                                                                                              \
+    EVO_REGISTER(attention_tc_bwd_dkdv_d##D);
+
+EVO_ATT_TC_KERNELS(16)
+EVO_ATT_TC_KERNELS(32)
+EVO_ATT_TC_KERNELS(64)

@@ -21,6 +21,9 @@
 // functions) and of extern "C" kernels name the same entity; without it
 // nvcc warns that their linkages conflict.
 extern __shared__ float smem[];
+// Warp matrix products on the tensor cores (nvcuda::wmma); the emulator's
+// header supplies the same subset.
+#include <mma.h>
 #else
 #error "evo_cuda.h: compile with nvcc or define EVOSEARCH_EMU"
 #endif

@@ -13,6 +13,7 @@
 //     built-ins threadIdx blockIdx blockDim gridDim warpSize;
 //   - __syncthreads, __syncwarp, the warp shuffles, votes and ballot,
 //     atomics, and the math intrinsics the kernels use;
+//   - nvcuda::wmma's TF32 m16n16k8 fragments (tensor-core products);
 //   - EVO_REGISTER(name), which records a kernel in the name -> launcher
 //     table the emulated driver launches from.
 //
@@ -76,9 +77,10 @@
 // still work, they just start a block holding the previous block's data).
 #define __shared__ thread_local EVO_EMU_NO_REORDER
 
-// The dynamic shared memory, one copy per OS thread. CUDA aligns it to at
-// least 16 bytes.
-EVO_EMU_NO_REORDER alignas(16) thread_local float smem[evo_emu::kMaxDynamicShared / sizeof(float)];
+// The dynamic shared memory, one copy per OS thread. CUDA promises 16-byte
+// alignment; a kernel without static shared memory gets the start of the
+// block's shared window, which wmma tiles (32-byte aligned) rely on.
+EVO_EMU_NO_REORDER alignas(128) thread_local float smem[evo_emu::kMaxDynamicShared / sizeof(float)];
 // The first static-shared marker; every kernel's range lies after it.
 EVO_EMU_NO_REORDER thread_local char evo_emu_mark_begin;
 
@@ -293,6 +295,157 @@ static inline float min(float a, float b) { return fminf(a, b); }
 static inline float max(float a, float b) { return fmaxf(a, b); }
 static inline double min(double a, double b) { return fmin(a, b); }
 static inline double max(double a, double b) { return fmax(a, b); }
+
+// ---- Warp matrix multiply-accumulate (nvcuda::wmma, TF32 only) ------------
+//
+// The subset of CUDA's <mma.h> the kernels use: m16n16k8 fragments of
+// precision::tf32 operands and float accumulators, load_matrix_sync,
+// store_matrix_sync, fill_fragment, mma_sync and __float_to_tf32.
+//
+// On a GPU a fragment is spread over the warp's 32 lanes in an unspecified
+// order. Here every lane holds the whole tile (num_elements is the tile's
+// size, row-major), computes the whole product itself and stores the whole
+// tile: the values each lane ends with are the same, and a kernel that
+// treats fragments as opaque (element-wise ops applied to every element
+// alike) runs the same on both. A kernel that reads an element's position
+// from its index in x[] is wrong on a GPU and is not caught here.
+//
+// A load is a warp collective that ends once every lane has loaded, as on
+// a GPU, where the warp loads as one: so "load, mma, store" to the same
+// tile cannot let one lane read what another already stored. Stricter than
+// a GPU: a load does not wait for the other lanes' earlier writes, so a lane
+// that loads a tile other lanes wrote, without a __syncwarp() between,
+// reads whatever was there (NaN at a block's start). Checked, as the GPU
+// requires: 32-byte aligned tile pointers and ldm a multiple of 4 floats.
+// mma_sync truncates its operands to TF32's 10 mantissa bits (what the
+// tensor cores read of an unconverted float) and sums over k in float.
+
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K>
+struct evo_frag_shape;
+template <int M, int N, int K>
+struct evo_frag_shape<matrix_a, M, N, K> {
+    static constexpr int rows = M, cols = K;
+};
+template <int M, int N, int K>
+struct evo_frag_shape<matrix_b, M, N, K> {
+    static constexpr int rows = K, cols = N;
+};
+template <int M, int N, int K>
+struct evo_frag_shape<accumulator, M, N, K> {
+    static constexpr int rows = M, cols = N;
+};
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+class fragment {
+    static_assert(M == 16 && N == 16 && K == 8, "the emulator has only m16n16k8 (TF32) fragments");
+
+   public:
+    static constexpr int rows = evo_frag_shape<Use, M, N, K>::rows, cols = evo_frag_shape<Use, M, N, K>::cols;
+    static constexpr int num_elements = rows * cols;
+    float x[num_elements];  // row-major
+};
+
+// __float_to_tf32 rounds to TF32 (10 mantissa bits), to nearest with ties
+// away from zero, as cvt.rna.tf32.f32 does; the result is still a float.
+static inline float __float_to_tf32(float v) {
+    std::uint32_t b;
+    std::memcpy(&b, &v, 4);
+    if ((b & 0x7f800000u) != 0x7f800000u) b = (b + 0x1000u) & 0xffffe000u;
+    std::memcpy(&v, &b, 4);
+    return v;
+}
+
+static inline float evo_tf32_trunc(float v) {
+    std::uint32_t b;
+    std::memcpy(&b, &v, 4);
+    if ((b & 0x7f800000u) != 0x7f800000u) b &= 0xffffe000u;
+    std::memcpy(&v, &b, 4);
+    return v;
+}
+
+static inline bool evo_wmma_check(const void* p, unsigned ldm, int min_ldm) {
+    if (reinterpret_cast<std::uintptr_t>(p) % 32 != 0) {
+        ::evo_emu::fail("wmma: a tile pointer is not 32-byte aligned");
+        return false;
+    }
+    if (ldm % 4 != 0 || static_cast<int>(ldm) < min_ldm) {
+        ::evo_emu::fail("wmma: ldm is not a multiple of 4 floats or is shorter than the tile");
+        return false;
+    }
+    return true;
+}
+
+template <class Use, int M, int N, int K, class T>
+static inline void evo_wmma_load(fragment<Use, M, N, K, T, row_major>& f, const float* p, unsigned ldm) {
+    using F = fragment<Use, M, N, K, T, row_major>;
+    if (!evo_wmma_check(p, ldm, F::cols)) return;
+    for (int r = 0; r < F::rows; r++)
+        for (int c = 0; c < F::cols; c++) f.x[r * F::cols + c] = p[(std::size_t)r * ldm + c];
+}
+template <class Use, int M, int N, int K, class T>
+static inline void evo_wmma_load(fragment<Use, M, N, K, T, col_major>& f, const float* p, unsigned ldm) {
+    using F = fragment<Use, M, N, K, T, col_major>;
+    if (!evo_wmma_check(p, ldm, F::rows)) return;
+    for (int r = 0; r < F::rows; r++)
+        for (int c = 0; c < F::cols; c++) f.x[r * F::cols + c] = p[r + (std::size_t)c * ldm];
+}
+// evo_wmma_loaded is the end of every load: the warp's lanes meet.
+static inline void evo_wmma_loaded() { ::evo_emu::warp_op(::evo_emu::kSyncWarp, 0xffffffffu, 0, 0, 32); }
+
+template <class Use, int M, int N, int K, class L>
+static inline void load_matrix_sync(fragment<Use, M, N, K, precision::tf32, L>& f, const float* p, unsigned ldm) {
+    evo_wmma_load(f, p, ldm);
+    evo_wmma_loaded();
+}
+static inline void load_matrix_sync(fragment<accumulator, 16, 16, 8, float>& f, const float* p, unsigned ldm,
+                                    layout_t layout) {
+    if (evo_wmma_check(p, ldm, 16))
+        for (int r = 0; r < 16; r++)
+            for (int c = 0; c < 16; c++)
+                f.x[r * 16 + c] = layout == mem_row_major ? p[(std::size_t)r * ldm + c] : p[r + (std::size_t)c * ldm];
+    evo_wmma_loaded();
+}
+static inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 8, float>& f, unsigned ldm,
+                                     layout_t layout) {
+    if (!evo_wmma_check(p, ldm, 16)) return;
+    for (int r = 0; r < 16; r++)
+        for (int c = 0; c < 16; c++) {
+            if (layout == mem_row_major) p[(std::size_t)r * ldm + c] = f.x[r * 16 + c];
+            else p[r + (std::size_t)c * ldm] = f.x[r * 16 + c];
+        }
+}
+template <class Use, int M, int N, int K, class T, class L>
+static inline void fill_fragment(fragment<Use, M, N, K, T, L>& f, float v) {
+    for (int e = 0; e < fragment<Use, M, N, K, T, L>::num_elements; e++) f.x[e] = v;
+}
+template <class LA, class LB>
+static inline void mma_sync(fragment<accumulator, 16, 16, 8, float>& d,
+                            const fragment<matrix_a, 16, 16, 8, precision::tf32, LA>& a,
+                            const fragment<matrix_b, 16, 16, 8, precision::tf32, LB>& b,
+                            const fragment<accumulator, 16, 16, 8, float>& c) {
+    float out[256];
+    for (int m = 0; m < 16; m++)
+        for (int n = 0; n < 16; n++) {
+            float s = c.x[m * 16 + n];
+            for (int k = 0; k < 8; k++) s += evo_tf32_trunc(a.x[m * 8 + k]) * evo_tf32_trunc(b.x[k * 16 + n]);
+            out[m * 16 + n] = s;
+        }
+    std::memcpy(d.x, out, sizeof out);
+}
+}  // namespace wmma
+}  // namespace nvcuda
 
 // ---- Registration ----------------------------------------------------------
 

@@ -131,8 +131,23 @@ func tensors(c Case, seed uint64, training bool) (*nets.Args, error) {
 func Run(t *testing.T, b nets.Backend, tol Tolerance) {
 	t.Helper()
 	covered := map[nets.OpKind]bool{}
-	for i, c := range Cases(1) {
+	cs := Cases(1)
+	for _, c := range cs {
 		covered[c.Op] = true
+	}
+	RunCases(t, b, cs, tol)
+	for op := nets.OpKind(1); int(op) < len(nets.Ops); op++ {
+		if !covered[op] {
+			t.Errorf("op %v has no conformance case", op)
+		}
+	}
+}
+
+// RunCases checks backend b against nets.Ref on the given cases, one
+// subtest each (named by its index in cs and the case).
+func RunCases(t *testing.T, b nets.Backend, cs []Case, tol Tolerance) {
+	t.Helper()
+	for i, c := range cs {
 		t.Run(fmt.Sprintf("%d/%v", i, c), func(t *testing.T) {
 			for _, training := range []bool{true, false} {
 				seed := uint64(1000 + i)
@@ -164,11 +179,6 @@ func Run(t *testing.T, b nets.Backend, tol Tolerance) {
 				}
 			}
 		})
-	}
-	for op := nets.OpKind(1); int(op) < len(nets.Ops); op++ {
-		if !covered[op] {
-			t.Errorf("op %v has no conformance case", op)
-		}
 	}
 }
 

@@ -1,0 +1,186 @@
+package cuda
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/naturecast/evosearch/nets"
+	"github.com/naturecast/evosearch/nets/backendtest"
+)
+
+// tf32Tol is what the tensor-core attention (kernels/attention.cu,
+// attention_tc_*) is held to. TF32 operands keep 10 mantissa bits, a
+// relative rounding error of up to 2^-11 ≈ 4.9e-4 per operand; scores,
+// probabilities and the three gradient products each round once more, and
+// the errors of a sum over P keys partly cancel. On the suite's inputs
+// (unit normal x and dy) the largest deviations seen through the emulator
+// are logged by TestAttentionTF32Error: about a quarter of this bound.
+var tf32Tol = backendtest.Tolerance{Atol: 3e-3, Rtol: 1e-2}
+
+// tf32AttentionCases cover every tensor-core head-size cap (16, 32, 64)
+// with heads below, at and between the caps (d = 2, 8, 16, 24, 32, 64), one
+// and two heads, P below one 32-column step, across several steps and
+// across several 64-row blocks, and P that no tile divides.
+func tf32AttentionCases() []backendtest.Case {
+	att := func(d, heads, h, w, n int) backendtest.Case {
+		return backendtest.Case{Op: nets.OpAttention, Attr: nets.Attr{Heads: heads}, In: []nets.Shape{{C: 3 * d * heads, H: h, W: w}}, N: n}
+	}
+	cs := []backendtest.Case{
+		att(2, 1, 3, 5, 2),
+		att(8, 1, 7, 7, 1),
+		att(16, 1, 9, 9, 2),  // P = 81: two blocks, three steps
+		att(16, 2, 12, 11, 1), // P = 132: three blocks, a partial warp's rows
+		att(24, 2, 4, 4, 2),
+		att(32, 1, 6, 11, 1),
+		att(64, 1, 5, 5, 2),
+		att(64, 2, 4, 9, 1),
+	}
+	for _, c := range backendtest.Cases(1) {
+		if c.Op == nets.OpAttention {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// TestConformanceAttentionTF32 holds the tensor-core attention to the
+// reference at TF32's tolerance, forward and backward (through the
+// emulator's wmma, or on the GPU with -tags cuda).
+func TestConformanceAttentionTF32(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	b.SetPrecision(TF32)
+	backendtest.RunCases(t, b, tf32AttentionCases(), tf32Tol)
+}
+
+// attnArgs are attention's arguments for case c, filled from seed.
+func attnArgs(t *testing.T, c backendtest.Case, seed uint64) *nets.Args {
+	t.Helper()
+	out, err := nets.Ops[c.Op].Shape(c.Attr, c.In)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	in := c.N * c.In[0].Size()
+	return &nets.Args{N: c.N, Attr: c.Attr, InShape: c.In, OutShape: out, Training: true, Workers: 1,
+		In: [][]float32{fill(in)}, DIn: [][]float32{make([]float32, in)},
+		Out: make([]float32, c.N*out.Size()), DOut: fill(c.N * out.Size()),
+		Saved: make([]float32, nets.SavedLen(c.Op, c.In))}
+}
+
+// TestAttentionTF32Error measures how far the TF32 kernels are from the
+// reference, next to the float32 kernels, and checks that TF32 really ran:
+// its results differ from float32's (rounding to 10 mantissa bits cannot
+// leave every output exact), by more than float32's own deviation, and
+// stay within tf32Tol.
+func TestAttentionTF32Error(t *testing.T) {
+	d := testDriver(t)
+	fp, tf := NewBackend(d), NewBackend(d)
+	defer fp.Close()
+	defer tf.Close()
+	tf.SetPrecision(TF32)
+	for i, c := range tf32AttentionCases()[:8] {
+		ref, a32, a19 := attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i))
+		nets.Ref{}.Forward(c.Op, ref)
+		nets.Ref{}.Backward(c.Op, ref)
+		for _, run := range []struct {
+			b *Backend
+			a *nets.Args
+		}{{fp, a32}, {tf, a19}} {
+			if err := run.b.ForwardErr(c.Op, run.a); err != nil {
+				t.Fatal(err)
+			}
+			if err := run.b.BackwardErr(c.Op, run.a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The largest |got - ref| / (atol + rtol*|ref|) under tf32Tol, over
+		// the output and the input gradient.
+		worst := func(a *nets.Args) (float64, float64) {
+			w, abs := 0.0, 0.0
+			for _, p := range [][2][]float32{{ref.Out, a.Out}, {ref.DIn[0], a.DIn[0]}} {
+				for k := range p[0] {
+					e := math.Abs(float64(p[1][k] - p[0][k]))
+					if math.IsNaN(e) {
+						return math.Inf(1), math.Inf(1)
+					}
+					w = max(w, e/(tf32Tol.Atol+tf32Tol.Rtol*math.Abs(float64(p[0][k]))))
+					abs = max(abs, e)
+				}
+			}
+			return w, abs
+		}
+		w32, e32 := worst(a32)
+		w19, e19 := worst(a19)
+		t.Logf("%v: largest error fp32 %.2g, tf32 %.2g (%.2f of the TF32 tolerance)", c, e32, e19, w19)
+		if !(w19 <= 1) {
+			t.Errorf("%v: TF32 error %.3g is %.2f times the tolerance", c, e19, w19)
+		}
+		if !(e19 > e32) {
+			t.Errorf("%v: TF32 error %.3g is not above float32's %.3g: did the tensor-core kernels run?", c, e19, e32)
+		}
+		_ = w32
+	}
+}
+
+// TestPopulationTF32 trains the population fixture (two of its three
+// candidates have attention) with attention on the tensor cores, fused and
+// graph-replayed, and holds it to the CPU reference at TF32's tolerance:
+// every step's loss and the validation loss. The same run at FP32 must
+// match tighter (TestConformancePopulation); here the TF32 weights must
+// differ from FP32's for the candidates with attention only, which shows
+// the tensor-core kernels ran where, and only where, they should.
+func TestPopulationTF32(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 3)
+	hasAttn := make([]bool, len(f.cands))
+	for i, pc := range f.cands {
+		for _, nd := range pc.Graph.Nodes {
+			hasAttn[i] = hasAttn[i] || nd.Op == nets.OpAttention
+		}
+	}
+	if !hasAttn[1] || hasAttn[0] {
+		t.Fatalf("fixture: attention in candidates %v, want in 1 and not in 0", hasAttn)
+	}
+	run := func(p Precision) []PopResult {
+		rs, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageGraph, KeepWeights: true, Precision: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	r32, r19 := run(FP32), run(TF32)
+	for i, pc := range f.cands {
+		steps, _, ref := cpuReference(t, pc, f.train, f.val)
+		r := r19[i]
+		if r.Status != nets.StatusOK {
+			t.Fatalf("candidate %d: status %s (%s)", i, r.Status, r.Error)
+		}
+		for s := range steps {
+			if !popClose(r.StepLosses[s], steps[s], 1e-3, 1e-2) {
+				t.Errorf("candidate %d step %d: TF32 loss %.6f, cpu %.6f", i, s, r.StepLosses[s], steps[s])
+			}
+		}
+		if !popClose(r.ValLoss, ref.ValLoss, 1e-2, 3e-2) {
+			t.Errorf("candidate %d: TF32 validation loss %.6f, cpu %.6f", i, r.ValLoss, ref.ValLoss)
+		}
+		same := true
+		for k := range r.Weights {
+			for j := range r.Weights[k] {
+				same = same && r.Weights[k][j] == r32[i].Weights[k][j]
+			}
+		}
+		if same == hasAttn[i] {
+			t.Errorf("candidate %d (attention: %v): TF32 weights identical to FP32's: %v", i, hasAttn[i], same)
+		}
+	}
+}
