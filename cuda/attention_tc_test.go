@@ -30,7 +30,7 @@ func tf32AttentionCases() []backendtest.Case {
 	cs := []backendtest.Case{
 		att(2, 1, 3, 5, 2),
 		att(8, 1, 7, 7, 1),
-		att(16, 1, 9, 9, 2),  // P = 81: two blocks, three steps
+		att(16, 1, 9, 9, 2),   // P = 81: two blocks, three steps
 		att(16, 2, 12, 11, 1), // P = 132: three blocks, a partial warp's rows
 		att(24, 2, 4, 4, 2),
 		att(32, 1, 6, 11, 1),
