@@ -47,7 +47,7 @@ in; the genome then stops with status "diverged".
 Commands (JSON lines on stdout, progress and errors on stderr):
 
   python3 bench/torch_population.py run FILE [--device cuda|cpu] [--procs P]
-      [--limit K] [--epochs E] [--channels-last] [--amp none|bf16] [--compile]
+      [--limit K] [--epochs E] [--channels-last] [--amp none|bf16] [--compile] [--tf32]
     One line per genome, in the order they finish:
       {"bench":"population-torch","genome":i,"status":"ok"|"diverged"|"oom"|"invalid"|"failed",
        "fitness":acc,"seconds":s,"loss_curve":[per-epoch mean loss],...}
@@ -321,6 +321,9 @@ def _train(res, index, arch, cfg, opts, data, device):
     opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=cfg["momentum"], weight_decay=wd)
     forward = torch.compile(model) if opts["compile"] else model
     amp = opts["amp"] == "bf16"
+    # PyTorch's own default leaves matmuls (attention here) in float32 and
+    # lets cuDNN's convolutions use TF32; --tf32 moves the matmuls too.
+    torch.backends.cuda.matmul.allow_tf32 = bool(opts.get("tf32", False))
     dev_type = "cuda" if device.startswith("cuda") else "cpu"
 
     def autocast():
@@ -487,7 +490,7 @@ def run_population(cfg, opts, emit):
                "mean_fitness": round(sum(r["fitness"] for r in ok) / len(ok), 4) if ok else None,
                "statuses": statuses, "train": cfg["train"], "val": cfg["val"], "batch": cfg["batch"],
                "threads_per_proc": threads, "amp": opts["amp"], "channels_last": opts["channels_last"],
-               "compile": opts["compile"], "setup_s": round(t0 - t_launch, 3)}
+               "compile": opts["compile"], "tf32": opts.get("tf32", False), "setup_s": round(t0 - t_launch, 3)}
     compile_errors = [r["error"] for r in done if r.get("compile_error")]
     if compile_errors:
         summary["error"] = f"torch.compile failed for {len(compile_errors)} genome(s); first: {compile_errors[0]}"
@@ -513,6 +516,7 @@ def _add_run_flags(p):
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     p.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast to bf16")
     p.add_argument("--compile", action="store_true", help="torch.compile each network")
+    p.add_argument("--tf32", action="store_true", help="matrix products in TF32 on the tensor cores (torch.backends.cuda.matmul.allow_tf32)")
     # Hidden: shrink the data set for tests.
     p.add_argument("--train", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--val", type=int, default=0, help=argparse.SUPPRESS)
@@ -552,7 +556,7 @@ def cmd_run(argv):
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise PopulationError(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA device")
     opts = {"device": args.device, "procs": min(args.procs, len(cfg["genomes"])), "cores": _cores(),
-            "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile}
+            "channels_last": args.channels_last, "amp": args.amp, "compile": args.compile, "tf32": args.tf32}
     if args.compile and not hasattr(torch, "compile"):
         msg = f"torch {torch.__version__} has no torch.compile"
         _print({"bench": BENCH, "procs": args.procs, "genomes": len(cfg["genomes"]), "torch": torch.__version__,
@@ -594,7 +598,7 @@ def cmd_sweep(argv):
     for name in ("limit", "epochs", "train", "val"):
         if getattr(args, name):
             common += [f"--{name}", str(getattr(args, name))]
-    common += ["--amp", args.amp] + (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else [])
+    common += ["--amp", args.amp] + (["--channels-last"] if args.channels_last else []) + (["--compile"] if args.compile else []) + (["--tf32"] if args.tf32 else [])
     summaries = []
     for p in counts:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "run", *common, "--procs", str(p)],
@@ -621,7 +625,7 @@ def cmd_sweep(argv):
     _print({"bench": BENCH + "-best", "device": best["device"], "torch": best["torch"], "procs": best["procs"],
             "genomes": best["genomes"], "epochs": best["epochs"], "wall_s": best["wall_s"],
             "evals_per_gpu_hour": best["evals_per_gpu_hour"], "images_per_s": best["images_per_s"],
-            "amp": best["amp"], "channels_last": best["channels_last"], "compile": best["compile"],
+            "amp": best["amp"], "channels_last": best["channels_last"], "compile": best["compile"], "tf32": best.get("tf32", False),
             "by_procs": {str(s["procs"]): s["evals_per_gpu_hour"] for s in good}})
     return 0 if len(good) == len(summaries) else 1
 

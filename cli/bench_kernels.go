@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/naturecast/evosearch/cuda"
+	"github.com/naturecast/evosearch/nets"
 )
 
 var benchKernelsCommand = &ucli.Command{
@@ -19,7 +20,9 @@ once, then --iters rounds of forward and backward with a driver event before,
 between and after, on the default stream. Each line has the case, op, in_shape and
 out_shape (per sample, CxHxW), batch, fwd_us and bwd_us (mean per call), the
 launches' compulsory traffic per second (fwd_gb_per_s, bwd_gb_per_s) and, for the
-matrix-product ops, the forward's fwd_gflops. The first line ("case":"copy") is a
+matrix-product ops, the forward's fwd_gflops and the backward's bwd_gflops. Cases
+whose kernels depend on the precision (attention) run once per --precision; each
+line names its precision. The first line ("case":"copy") is a
 streaming copy of 256 MiB by a kernel: the bandwidth to read the others against.
 --quick uses 8x8 maps, batch 2, 2 rounds and a 1 MiB copy: enough for the emulator
 to check the path, saying nothing about speed.`,
@@ -30,6 +33,7 @@ to check the path, saying nothing about speed.`,
 		&ucli.IntFlag{Name: "size", Value: 32, Usage: "spatial size of the cell maps (the last stage's are a quarter)"},
 		&ucli.StringFlag{Name: "case", Usage: "run only the cases whose name contains this text"},
 		&ucli.BoolFlag{Name: "quick", Usage: "--size 8 --batch-size 2 --iters 2, unless given"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32,tf32", Usage: "precisions to time attention at, comma-separated: fp32, tf32 (tensor cores); the other ops have one"},
 	},
 	Action: func(c *ucli.Context) error {
 		n, iters, size := c.Int("batch-size"), c.Int("iters"), c.Int("size")
@@ -62,6 +66,10 @@ to check the path, saying nothing about speed.`,
 		if len(cases) == 0 && !runCopy {
 			return usagef("--case %q: matches no case", c.String("case"))
 		}
+		precs, err := parsePrecisions(c.String("precision"))
+		if err != nil {
+			return err
+		}
 		dev := c.String("device")
 		if dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
@@ -91,12 +99,21 @@ to check the path, saying nothing about speed.`,
 			}
 		}
 		for i, kc := range cases {
-			r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
-			if err != nil {
-				return fmt.Errorf("bench kernels: %w", err)
+			ps := precs
+			if kc.Op != nets.OpAttention {
+				ps = []cuda.Precision{cuda.FP32}
 			}
-			if err := printJSONLine(c.App.Writer, newKernelLine(r, d.Name())); err != nil {
-				return err
+			for _, p := range ps {
+				be.SetPrecision(p)
+				r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
+				if err != nil {
+					return fmt.Errorf("bench kernels: %w", err)
+				}
+				line := newKernelLine(r, d.Name())
+				line.Precision = p.String()
+				if err := printJSONLine(c.App.Writer, line); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -110,6 +127,7 @@ func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 type kernelLine struct {
 	Bench     string  `json:"bench"` // "kernels"
 	Case      string  `json:"case"`
+	Precision string  `json:"precision"`
 	Op        string  `json:"op"`
 	In        string  `json:"in_shape"` // per-sample input shapes, "+" between inputs
 	Out       string  `json:"out_shape"`
@@ -119,6 +137,7 @@ type kernelLine struct {
 	FwdUs     float64 `json:"fwd_us"`
 	BwdUs     float64 `json:"bwd_us"`
 	FwdGFLOPs float64 `json:"fwd_gflops,omitempty"`
+	BwdGFLOPs float64 `json:"bwd_gflops,omitempty"`
 	// The launches' compulsory traffic per second (cuda.Cost), a lower
 	// bound of the bandwidth used.
 	FwdGBps float64 `json:"fwd_gb_per_s,omitempty"`
@@ -144,6 +163,6 @@ func newKernelLine(r cuda.KernelTiming, device string) kernelLine {
 	}
 	return kernelLine{Bench: "kernels", Case: r.Case.Name, Op: r.Case.Op.String(),
 		In: strings.Join(in, "+"), Out: r.Out.String(), Batch: r.N, Iters: r.Iters, Device: device,
-		FwdUs: round3(1000 * r.FwdMs), BwdUs: round3(1000 * r.BwdMs), FwdGFLOPs: round3(r.FwdGFLOPs()),
+		FwdUs: round3(1000 * r.FwdMs), BwdUs: round3(1000 * r.BwdMs), FwdGFLOPs: round3(r.FwdGFLOPs()), BwdGFLOPs: round3(r.BwdGFLOPs()),
 		FwdGBps: round3(r.FwdGBps()), BwdGBps: round3(r.BwdGBps())}
 }

@@ -28,7 +28,7 @@ func TestSearchDeviceCudaEmu(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cuda-emu search: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "at once on emulator (graph)") || !strings.Contains(stdout, "best proxy accuracy") {
+	if !strings.Contains(stderr, "at once on emulator (graph, fp32)") || !strings.Contains(stdout, "best proxy accuracy") {
 		t.Errorf("progress or summary missing:\n%s\n%s", stderr, stdout)
 	}
 	want, got := archiveLines(t, filepath.Join(cpu, "archive.jsonl")), archiveLines(t, filepath.Join(gpu, "archive.jsonl"))
@@ -121,6 +121,10 @@ func TestGPUUsageErrors(t *testing.T) {
 		{[]string{"bench", "population", "--stage", "1,9"}, 2, `--stage "1,9"`},
 		{[]string{"bench", "population", "--candidates", "0"}, 2, "--candidates 0"},
 		{[]string{"bench", "population", "--device", "tpu"}, 2, `--device "tpu"`},
+		{tinySearch(out, "--gpu-precision", "bf16"), 2, `--gpu-precision: unknown precision "bf16"`},
+		{[]string{"bench", "population", "--precision", "fp32,fp16"}, 2, `--precision "fp32,fp16"`},
+		{[]string{"bench", "kernels", "--device", "cuda-emu", "--precision", "fp64"}, 2, `--precision "fp64"`},
+		{[]string{"profile", "--device", "cuda-emu", "--precision", "x", "--output", out}, 2, `--precision: unknown precision "x"`},
 		{[]string{"train", "--arch", "darts_v2", "--output", out, "--device", "cuda-emu"}, 1, "trains on the CPU only"},
 	}
 	for _, c := range cases {

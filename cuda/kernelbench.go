@@ -47,6 +47,7 @@ func OpKernelCases(hw int) []KernelCase {
 		{"fact_reduce_16to32", nets.OpFactReduce, nets.Attr{Out: 32}, []nets.Shape{x}},
 		{"global_avg_pool", nets.OpGlobalAvgPool, nets.Attr{}, []nets.Shape{{C: 64, H: q, W: q}}},
 		{"linear_64to10", nets.OpLinear, nets.Attr{Out: 10}, []nets.Shape{{C: 64, H: 1, W: 1}}},
+		{fmt.Sprintf("attention_%dx%d_h1", hw, hw), nets.OpAttention, nets.Attr{Heads: 1}, []nets.Shape{{C: 48, H: hw, W: hw}}}, // proxy-50's
 		{fmt.Sprintf("attention_%dx%d_h2", hw, hw), nets.OpAttention, nets.Attr{Heads: 2}, []nets.Shape{{C: 48, H: hw, W: hw}}},
 		{fmt.Sprintf("attention_%dx%d_h2_c64", q, q), nets.OpAttention, nets.Attr{Heads: 2}, []nets.Shape{{C: 192, H: q, W: q}}},
 	}
@@ -79,6 +80,15 @@ func gbps(bytes int64, ms float64) float64 {
 		return 0
 	}
 	return float64(bytes) / (ms / 1000) / 1e9
+}
+
+// BwdGFLOPs is the backward's achieved GFLOP/s over its launches' product
+// FLOPs (recomputed products included; 0 when unknown).
+func (k KernelTiming) BwdGFLOPs() float64 {
+	if k.BwdCost.FLOPs == 0 || k.BwdMs <= 0 {
+		return 0
+	}
+	return float64(k.BwdCost.FLOPs) / (k.BwdMs / 1000) / 1e9
 }
 
 // FwdGFLOPs is the forward's achieved GFLOP/s (0 when unknown).
@@ -119,7 +129,7 @@ func (b *Backend) BenchOp(kc KernelCase, n, iters int, seed uint64, ready func()
 			return
 		}
 		// What the launches move: recorded, not run.
-		rf, rb := &recorder{Driver: d}, &recorder{Driver: d}
+		rf, rb := &recorder{Driver: d, prec: b.prec}, &recorder{Driver: d, prec: b.prec}
 		rf.call().launchForward(kc.Op, a, ft)
 		rb.call().launchBackward(kc.Op, a, bt)
 		fwdCost, bwdCost = cmdsCost(rf.cmds), cmdsCost(rb.cmds)

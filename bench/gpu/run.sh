@@ -154,19 +154,20 @@ if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *population'; then ha
 #    population training (all stages) against the CPU reference
 if [ -x "$ctest" ]; then
 	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
-	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|FoldedBNGrad|BackendOverwrite|BackendVariants' -test.v -test.timeout 230s
+	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|FoldedBNGrad|BackendOverwrite|BackendVariants|TF32' -test.v -test.timeout 230s
 else
 	skip driver-tests "cuda.test missing from the bundle"
 	skip conformance "cuda.test missing from the bundle"
 fi
 
-# 2. proxy-50 (issue 5): the three stages side by side on 4 steps of each of
-#    the 5 epochs (projected to whole epochs), then in full with the fastest
-#    path; then the PyTorch peer on the same genomes, one at a time and as
-#    concurrent processes
+# 2. proxy-50 (issue 5): the three stages side by side, at FP32 and with
+#    attention on the tensor cores (TF32), on 4 steps of each of the 5 epochs
+#    (projected to whole epochs), then in full with the fastest path; then
+#    the PyTorch peer on the same genomes, one at a time and as concurrent
+#    processes
 if $has_pop; then
-	step bench-population-stages 150 "$bin" bench population --stage 1,2,3 --epochs 5 --max-steps 4
-	step bench-population 240 "$bin" bench population --stage 3
+	step bench-population-stages 180 "$bin" bench population --stage 1,2,3 --precision fp32,tf32 --epochs 5 --max-steps 4
+	step bench-population 240 "$bin" bench population --stage 3 --precision tf32
 else
 	skip bench-population "this evosearch has no bench population"
 fi
@@ -174,7 +175,7 @@ if $has_torch && $has_pop && [ -f "$here/torch_population.py" ] &&
 	"$bin" bench population --emit-genomes "$out/genomes.json" >/dev/null 2>&1; then
 	# about 13 s per genome one at a time on an H100 (5 epochs)
 	step torch-population 300 env PYTHONUNBUFFERED=1 python3 "$here/torch_population.py" sweep "$out/genomes.json" \
-		--device cuda --procs ${TORCH_PROCS:-1,4} --limit ${TORCH_LIMIT:-4}
+		--device cuda --procs ${TORCH_PROCS:-1,4} --limit ${TORCH_LIMIT:-4} --tf32
 else
 	skip torch-population "no CUDA-enabled torch, torch_population.py or bench population here"
 fi
@@ -183,7 +184,7 @@ fi
 #    each op's kernels alone
 if $has_pop; then
 	step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
-		--stage 3 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
+		--stage 3 --precision tf32 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
 	step bench-kernels 90 "$bin" bench kernels --device cuda
 fi
 
@@ -260,7 +261,9 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		sed -n 's/.*"evals_per_gpu_hour":\([0-9.]*\).*/\1/p' | tail -1)
 	torch_rate=$(grep -h 'population-torch-best' "$out"/*torch-population.log 2>/dev/null |
 		sed -n 's/.*"evals_per_gpu_hour": *\([0-9.]*\).*/\1/p' | tail -1)
-	echo "proxy-50 evaluations per GPU-hour: evosearch (graph) ${evo_rate:-not measured}, best PyTorch ${torch_rate:-not measured}"
+	evo_prec=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
+		sed -n 's/.*"precision":"\([a-z0-9]*\)".*/\1/p' | tail -1)
+	echo "proxy-50 evaluations per GPU-hour: evosearch (graph, ${evo_prec:-?}) ${evo_rate:-not measured}, best PyTorch ${torch_rate:-not measured}"
 	if [ -n "$evo_rate" ] && [ -n "$torch_rate" ]; then
 		echo "ratio evosearch / PyTorch: $(awk -v a="$evo_rate" -v b="$torch_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
 	fi
