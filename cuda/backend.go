@@ -185,7 +185,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	case nets.OpLinear:
 		return []string{"linear_bias_rows", "gemm_strided", "linear_bias_grad"}
 	case nets.OpAttention:
-		return append(append(attn("fwd"), attn("bwd_dq")...), attn("bwd_dkdv")...)
+		return append(append(append(attn("fwd"), attn("bwd_dq")...), attn("bwd_dkdv")...), "attention_delta")
 	}
 	return nil
 }
@@ -508,6 +508,11 @@ type opTensors struct {
 	// din[0] is the ReLU input's gradient, which gets the op's gradient
 	// where in[0] > 0.
 	reluIn bool
+	// lseSaved (attention, population training): the training forward
+	// writes each query's log-sum-exp to scratch[0], which the backward
+	// reuses; the backward forms delta from the stored output (out) and
+	// dout instead of recomputing the forward.
+	lseSaved bool
 	// bnIn[k], for a two-input Add (population training): in[k] is the
 	// input of a batch norm folded into the Add, whose statistics,
 	// running buffers and parameters these are (add2_bn_fwd); nil: a plain
@@ -729,7 +734,11 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpLinear:
 		c.linearForward(a, in[0], params, out)
 	case nets.OpAttention:
-		c.attention(a, in[0], out, Tensor{}, Tensor{}, Tensor{}, Tensor{}, 0)
+		var lse Tensor
+		if t.lseSaved && a.Training {
+			lse = t.scratch[0]
+		}
+		c.attention(a, in[0], out, Tensor{}, Tensor{}, lse, Tensor{}, 0)
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no forward kernels", ErrArgs, op))
 	}
@@ -791,7 +800,11 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		c.linearBackward(a, in[0], params, dout, din[0], dparams, t.set(0))
 	case nets.OpAttention:
 		if din[0].Len > 0 {
-			c.attention(a, in[0], Tensor{}, dout, din[0], t.scratch[0], t.scratch[1], t.set(0))
+			var y Tensor // the forward's output, when its lse is in scratch[0]
+			if t.lseSaved {
+				y = t.out
+			}
+			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0))
 		}
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no backward kernels", ErrArgs, op))
@@ -1050,11 +1063,14 @@ func capOf(caps []int, d int) int {
 	return caps[len(caps)-1]
 }
 
-// attention runs the forward (y not null) or, given dy, the backward:
-// attention_fwd recomputes each query's log-sum-exp and delta = do . o
-// into the scratch tensors, then the dq and dk/dv kernels add into dx.
-// With set, dx is stored rather than added into. At TF32 the tensor-core
-// kernels (attention_tc_*) run instead, with the same arguments.
+// attention runs the forward (dy null) or the backward. The forward
+// writes y, and with lse not null also each query's log-sum-exp (for a
+// later backward). The backward needs each query's lse and delta = do . o
+// in the scratch tensors lse and delta: with y not null, lse holds the
+// forward's and attention_delta forms delta from y and dy; otherwise
+// attention_fwd recomputes both. Then the dq and dk/dv kernels add into
+// dx (with set, store). At TF32 the tensor-core kernels (attention_tc_*)
+// run instead, with the same arguments.
 func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
@@ -1078,10 +1094,14 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 	dims := []any{i32(os.C), i32(p), i32(heads)}
 	fwd := fmt.Sprintf("%sfwd_d%d", prefix, D)
 	if dy.Len == 0 {
-		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, y.Ptr, DevicePtr(0), DevicePtr(0), DevicePtr(0)}, dims...)...)
+		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, y.Ptr, lse.Ptr, DevicePtr(0), DevicePtr(0)}, dims...)...)
 		return
 	}
-	c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
+	if y.Len > 0 {
+		c.ew("attention_delta", lse.Len, y.Ptr, dy.Ptr, delta.Ptr, i32(a.N), i32(os.C), i32(p), i32(heads))
+	} else {
+		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
+	}
 	bwd := append(append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...), set)
 	c.launch(fmt.Sprintf("%sbwd_dq_d%d", prefix, D), grid, block, dqB, bwd...)
 	c.launch(fmt.Sprintf("%sbwd_dkdv_d%d", prefix, D), grid, block, dkdvB, bwd...)

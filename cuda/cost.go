@@ -37,7 +37,7 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 // head-size variants attention_*_d<cap> and attention_tc_*_d<cap> share
 // one.
 func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
-	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") {
+	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") && isDigits(kernel[i+2:]) {
 		kernel = kernel[:i]
 		// The tensor-core kernels take the same arguments and do the
 		// same work.
@@ -197,6 +197,12 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
 		return Cost{Bytes: f32 * n * (4*c*pp + 2*h*pp), FLOPs: 4 * n * pp * pp * c}
 	},
+	// attention_delta (y, dy, delta, N, C, P, heads): reads y and dy,
+	// writes a value per query and head.
+	"attention_delta": func(a costArgs, _ Dim3) Cost {
+		n, c, pp, h := a.i(3), a.i(4), a.i(5), a.i(6)
+		return Cost{Bytes: f32 * n * (2*c*pp + h*pp)}
+	},
 	"attention_bwd_dq": func(a costArgs, grid Dim3) Cost {
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
 		return Cost{Bytes: f32 * n * ((6-a.i(8))*c*pp + 2*h*pp), FLOPs: 6 * n * pp * pp * c} // dq += (or =)
@@ -272,4 +278,14 @@ func gemmCost(a costArgs, grid Dim3) Cost {
 		cOut += cSize // read before the add
 	}
 	return Cost{Bytes: f32 * (m*k*times(sab, sar) + k*n*times(sbb, sbr) + cOut), FLOPs: 2 * m * n * k * r * z}
+}
+
+// isDigits reports whether s is a non-empty run of decimal digits.
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

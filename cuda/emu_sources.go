@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "c0e1d77b089f6356568e1c9b1646f772d4ea706bbed89e317087369ad89b223f"
+const emuSourcesDigest = "2de40bd8ab17f8e2afaac0ee031abe695abb553a4e3f868b109124c3974bca4f"

@@ -26,7 +26,7 @@ import (
 // against the emulator's registry.
 var groupedKernels = map[string]bool{
 	// elementwise.cu
-	"relu_fwd": true, "relu_bwd": true, "add2_fwd": true, "add_acc": true, "fill_f32": true,
+	"relu_fwd": true, "attention_delta": true, "relu_bwd": true, "add2_fwd": true, "add_acc": true, "fill_f32": true,
 	"concat_copy": true, "concat_bwd": true, "global_avg_pool_fwd": true, "global_avg_pool_bwd": true,
 	"strided_gather": true, "strided_scatter_add": true,
 	// gemm.cu, linear.cu

@@ -192,6 +192,15 @@ var groupCases = map[string]gcase{
 		}
 		return out
 	}},
+	"attention_delta": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
+		var out []ginst
+		for _, s := range [][4]int{{2, 6, 7, 2}, {1, 4, 33, 1}, {3, 8, 5, 4}} { // N, C, P, heads
+			n, c, p, h := s[0], s[1], s[2], s[3]
+			rows := n * h * p
+			out = append(out, ew1(rows, bufs(rnd(r, n*c*p), rnd(r, n*c*p), poison(rows)), bref(0), bref(1), bref(2), i32(n), i32(c), i32(p), i32(h)))
+		}
+		return out
+	}},
 	"add2_fwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
 		for _, n := range []int{200, 9} {

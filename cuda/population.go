@@ -447,6 +447,12 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 		}
 	}
 	sizes := scratchSizes(nd.Op, a, backward)
+	if nd.Op == nets.OpAttention && a.Training {
+		// The training forward saves each query's log-sum-exp in the
+		// node's scratch for its backward (the backward's sizes).
+		t.lseSaved = true
+		sizes = scratchSizes(nd.Op, a, true)
+	}
 	for k, sz := range sizes {
 		t.scratch = append(t.scratch, c.scr[i][k].Slice(0, sz))
 	}

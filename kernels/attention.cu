@@ -288,6 +288,28 @@ EVO_ATT_KERNELS(16)
 EVO_ATT_KERNELS(32)
 EVO_ATT_KERNELS(64)
 
+// attention_delta(y, dy, delta, N, C, P, heads): delta_i = do_i . o_i for
+// every query of every head, from the stored output y (what
+// attention_fwd computes with delta set, without recomputing the
+// attention): for a backward whose forward saved lse. Grid-stride over
+// N*heads*P, consecutive threads on consecutive positions.
+#define EVO_PARAMS_attention_delta(X)                                                                     \
+    X(const float* __restrict__, y) X(const float* __restrict__, dy) X(float* __restrict__, delta) X(int, N) \
+    X(int, C) X(int, P) X(int, heads)
+EVO_BODY(attention_delta) {
+    EVO_UNPACK(attention_delta);
+    const int d = C / heads;
+    EVO_GFOR(e, (long long)N * heads * P, g) {
+        const long long nh = e / P;
+        const int p = (int)(e % P), h = (int)(nh % heads);
+        const long long base = ((nh / heads) * C + (long long)h * d) * P + p;
+        float s = 0.0f;
+        for (int j = 0; j < d; j++) s += y[base + (long long)j * P] * dy[base + (long long)j * P];
+        delta[e] = s;
+    }
+}
+EVO_KERNELS(attention_delta);
+
 // ---- Tensor-core variants (TF32) ---------------------------------------------
 //
 // The same three kernels with the products on the tensor cores, through
