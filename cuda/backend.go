@@ -1088,7 +1088,7 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 		dkdvB = 4 * max(2*attnRows*D, attnRows*D+2*attnTile+2*4*attnTCTile)
 	} else {
 		D, block = attnCap(d), Dim3{X: attnRows}
-		fwdB = 4 * 2 * D * attnTile
+		fwdB = 4 * 2 * (D + 4) * attnTile // two tiles, rows padded to D+4
 		dqB, dkdvB = fwdB, fwdB+4*2*attnTile
 	}
 	dims := []any{i32(os.C), i32(p), i32(heads)}

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "2de40bd8ab17f8e2afaac0ee031abe695abb553a4e3f868b109124c3974bca4f"
+const emuSourcesDigest = "3a2364dedab046d3f59cd4709a946cce301ec7bd5f0316da349721d8b5c28c6b"

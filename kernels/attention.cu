@@ -26,10 +26,17 @@
 // the rows it writes: no atomics, a fixed summation order.
 //
 // Launch (all three): 64 threads, grid (ceil(P/64), heads, N); dynamic
-// shared memory 2*D*32 floats for attention_fwd and attention_bwd_dq,
-// (2*D + 2)*32 floats for attention_bwd_dkdv, where D is the head size
+// shared memory 2*(D+4)*32 floats for attention_fwd and attention_bwd_dq,
+// (2*(D+4) + 2)*32 floats for attention_bwd_dkdv, where D is the head size
 // rounded up to 4, 8, 16, 32 or 64 (evo_attn_cap). d > 64 is not supported
 // (the host refuses it).
+//
+// A staged tile holds one key's (or query's) D values contiguously, row
+// stride D+4: every thread reads the same row at once, so a float4 load is
+// one broadcast for four multiply-adds (reading a word per multiply-add
+// left these kernels bound by shared-memory issue), and the 4 floats of
+// padding keep the rows 16-byte aligned while spreading the staging stores
+// over the banks.
 #include "evo_cuda.h"
 
 #define EVO_ATT_ROWS 64  // threads per block, one query (or key) each
@@ -41,14 +48,41 @@ static __device__ __forceinline__ int evo_attn_cap(int d) {
 }
 
 // evo_attn_load_tile stages columns [c0, c0+TILE) of the d rows of src
-// (row stride P) into dst[j*TILE + t], zero-filled for rows d..D-1 and for
-// columns past P so that masked entries contribute exact zeros.
+// (row stride P) into dst[t*(D+4) + j], zero-filled for rows d..D-1 and for
+// columns past P so that masked entries contribute exact zeros. Global
+// reads are along t (coalesced).
 template <int D>
 static __device__ __forceinline__ void evo_attn_load_tile(float* dst, const float* __restrict__ src, int d, int P,
                                                           int c0) {
     for (int e = threadIdx.x; e < D * EVO_ATT_TILE; e += blockDim.x) {
         const int j = e / EVO_ATT_TILE, t = e % EVO_ATT_TILE;
-        dst[e] = (j < d && c0 + t < P) ? src[(long long)j * P + c0 + t] : 0.0f;
+        dst[t * (D + 4) + j] = (j < d && c0 + t < P) ? src[(long long)j * P + c0 + t] : 0.0f;
+    }
+}
+
+// evo_attn_dot is a . row over D values; row is a staged tile's row
+// (16-byte aligned), read four floats at a time.
+template <int D>
+static __device__ __forceinline__ float evo_attn_dot(const float* a, const float* row) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < D; j += 4) {
+        const float4 r = *reinterpret_cast<const float4*>(row + j);
+        s += a[j] * r.x + a[j + 1] * r.y + a[j + 2] * r.z + a[j + 3] * r.w;
+    }
+    return s;
+}
+
+// evo_attn_axpy adds p * row into acc (D values).
+template <int D>
+static __device__ __forceinline__ void evo_attn_axpy(float* acc, float p, const float* row) {
+#pragma unroll
+    for (int j = 0; j < D; j += 4) {
+        const float4 r = *reinterpret_cast<const float4*>(row + j);
+        acc[j] += p * r.x;
+        acc[j + 1] += p * r.y;
+        acc[j + 2] += p * r.z;
+        acc[j + 3] += p * r.w;
     }
 }
 
@@ -58,7 +92,7 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
                                                     float* __restrict__ delta, int C, int P, int heads,
                                                     float* smem) {
     float* ks = smem;
-    float* vs = smem + D * EVO_ATT_TILE;
+    float* vs = smem + (D + 4) * EVO_ATT_TILE;
     const int d = C / heads;
     const int h = blockIdx.y, n = blockIdx.z;
     const int i = blockIdx.x * EVO_ATT_ROWS + threadIdx.x;
@@ -83,9 +117,7 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
         float mt = -INFINITY;
 #pragma unroll
         for (int t = 0; t < EVO_ATT_TILE; t++) {
-            float dot = 0.0f;
-#pragma unroll
-            for (int j = 0; j < D; j++) dot += qi[j] * ks[j * EVO_ATT_TILE + t];
+            const float dot = evo_attn_dot<D>(qi, ks + t * (D + 4));
             s[t] = t0 + t < P ? dot : -INFINITY;
             mt = fmaxf(mt, s[t]);
         }
@@ -100,8 +132,7 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
         for (int t = 0; t < EVO_ATT_TILE; t++) {
             const float p = expf(s[t] - mn);
             l += p;
-#pragma unroll
-            for (int j = 0; j < D; j++) acc[j] += p * vs[j * EVO_ATT_TILE + t];
+            evo_attn_axpy<D>(acc, p, vs + t * (D + 4));
         }
         m = mn;
         __syncthreads();
@@ -130,7 +161,7 @@ static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__
                                                        const float* __restrict__ delta, float* __restrict__ dx,
                                                        int C, int P, int heads, int set, float* smem) {
     float* ks = smem;
-    float* vs = smem + D * EVO_ATT_TILE;
+    float* vs = smem + (D + 4) * EVO_ATT_TILE;
     const int d = C / heads;
     const int h = blockIdx.y, n = blockIdx.z;
     const int i = blockIdx.x * EVO_ATT_ROWS + threadIdx.x;
@@ -158,15 +189,10 @@ static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__
         // Not unrolled: the per-key body is already wide (2*D products).
 #pragma unroll 1
         for (int t = 0; t < EVO_ATT_TILE && t0 + t < P; t++) {
-            float s = 0.0f, dp = 0.0f;
-#pragma unroll
-            for (int j = 0; j < D; j++) {
-                s += qi[j] * ks[j * EVO_ATT_TILE + t];
-                dp += gi[j] * vs[j * EVO_ATT_TILE + t];
-            }
+            const float* kr = ks + t * (D + 4);
+            const float s = evo_attn_dot<D>(qi, kr), dp = evo_attn_dot<D>(gi, vs + t * (D + 4));
             const float ds = expf(s - li) * (dp - di) * scale;
-#pragma unroll
-            for (int j = 0; j < D; j++) dq[j] += ds * ks[j * EVO_ATT_TILE + t];
+            evo_attn_axpy<D>(dq, ds, kr);
         }
         __syncthreads();
     }
@@ -184,8 +210,8 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
                                                          const float* __restrict__ delta, float* __restrict__ dx,
                                                          int C, int P, int heads, int set, float* smem) {
     float* qs = smem;
-    float* gs = smem + D * EVO_ATT_TILE;
-    float* ls = smem + 2 * D * EVO_ATT_TILE;
+    float* gs = smem + (D + 4) * EVO_ATT_TILE;
+    float* ls = smem + 2 * (D + 4) * EVO_ATT_TILE;
     float* ds_ = ls + EVO_ATT_TILE;
     const int d = C / heads;
     const int h = blockIdx.y, n = blockIdx.z;
@@ -217,19 +243,13 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
         __syncthreads();
 #pragma unroll 1
         for (int ii = 0; ii < EVO_ATT_TILE && i0 + ii < P; ii++) {
-            float s = 0.0f, dp = 0.0f;
-#pragma unroll
-            for (int j = 0; j < D; j++) {
-                s += qs[j * EVO_ATT_TILE + ii] * kt[j];
-                dp += gs[j * EVO_ATT_TILE + ii] * vt[j];
-            }
+            const float* qr = qs + ii * (D + 4);
+            const float* gr = gs + ii * (D + 4);
+            const float s = evo_attn_dot<D>(kt, qr), dp = evo_attn_dot<D>(vt, gr);
             const float p = expf(s * scale - ls[ii]);
             const float dsc = p * (dp - ds_[ii]) * scale;
-#pragma unroll
-            for (int j = 0; j < D; j++) {
-                dv[j] += p * gs[j * EVO_ATT_TILE + ii];
-                dk[j] += dsc * qs[j * EVO_ATT_TILE + ii];
-            }
+            evo_attn_axpy<D>(dv, p, gr);
+            evo_attn_axpy<D>(dk, dsc, qr);
         }
         __syncthreads();
     }
