@@ -45,7 +45,8 @@ clean:
 NVCC ?= nvcc
 # SASS for Ampere (sm_80; also runs on sm_86/sm_89) and Hopper (sm_90), and
 # PTX for compute_90 so newer GPUs can JIT-compile it. Add e.g.
-# "-gencode arch=compute_75,code=sm_75" for a Turing card.
+# "-gencode arch=compute_75,code=sm_75" for a Turing card (its code has no
+# tensor-core attention: --gpu-precision tf32 needs sm_80 or newer).
 CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 \
                 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90

@@ -1050,6 +1050,8 @@ const (
 	attnTile      = 32      // keys or queries per shared-memory tile
 	attnTCThreads = 128     // the tensor-core kernels' block: 4 warps of 16 rows
 	attnTCTile    = 16 * 40 // floats of one warp's 16 x 32 tile (row stride 40)
+	attnTCLDR     = 72      // row stride of a block's 64 staged rows (padded from 64)
+	attnTCLDT     = 40      // row stride of a staged 32-column tile (padded from 32)
 )
 
 func attnCap(d int) int { return capOf(attnCaps, d) }
@@ -1083,9 +1085,9 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 	)
 	if c.b.prec == TF32 {
 		prefix, D, block = "attention_tc_", capOf(attnTCCaps, d), Dim3{X: attnTCThreads}
-		fwdB = 4 * (2*attnRows*D + 4*attnTCTile)
-		dqB = 4 * max(2*attnRows*D, attnRows*D+2*4*attnTCTile)
-		dkdvB = 4 * max(2*attnRows*D, attnRows*D+2*attnTile+2*4*attnTCTile)
+		fwdB = 4 * (attnTCLDR*D + 2*attnTCLDT*D + 4*attnTCTile)
+		dqB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*4*attnTCTile)
+		dkdvB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*attnTile+2*4*attnTCTile)
 	} else {
 		D, block = attnCap(d), Dim3{X: attnRows}
 		fwdB = 4 * 2 * (D + 4) * attnTile // two tiles, rows padded to D+4

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "3a2364dedab046d3f59cd4709a946cce301ec7bd5f0316da349721d8b5c28c6b"
+const emuSourcesDigest = "8350054682ff7e4efceaedc4b5add87df76f4a6c0c30c46c344d107dde5c8129"

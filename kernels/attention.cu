@@ -351,18 +351,31 @@ EVO_KERNELS(attention_delta);
 // operation on every element), so the layout the hardware picks does not
 // matter.
 //
+// Staged rows are padded (strides 72 and 40 floats, not 64 and 32) so that
+// the tensor cores' operand loads, which read several rows at once, do not
+// all land on the same shared-memory banks; every tile pointer stays
+// 32-byte aligned, as wmma requires.
+//
 // Dynamic shared memory in floats, D = the head size rounded up to 16, 32
-// or 64 (evo_attn_tc_cap), SLD = 40:
-//   attention_tc_fwd       128*D + 4*16*SLD
-//   attention_tc_bwd_dq    max(128*D, 64*D + 2*4*16*SLD)
-//   attention_tc_bwd_dkdv  max(128*D, 64*D + 64 + 2*4*16*SLD)
+// or 64 (cuda.attnTCCaps), LDR = 72, LDT = SLD = 40:
+//   attention_tc_fwd       D*LDR + 2*D*LDT + 4*16*SLD
+//   attention_tc_bwd_dq    max(2*D*LDR, 2*D*LDT + 2*4*16*SLD)
+//   attention_tc_bwd_dkdv  max(2*D*LDR, 2*D*LDT + 64 + 2*4*16*SLD)
+// (at most 48 KiB: 49,152 bytes for the forward at D = 64).
 // Launch: 128 threads, grid (ceil(P/64), heads, N), as the plain kernels.
 // Arguments and results are those of the plain kernels above.
+//
+// TF32 fragments exist from sm_80 on; a build for an older architecture
+// leaves these kernels out (the host then reports them missing when TF32
+// is asked for).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 
 namespace evo_wmma = nvcuda::wmma;
 
 #define EVO_TC_ROWS 64  // rows per block, 16 per warp
 #define EVO_TC_TILE 32  // columns per step
+#define EVO_TC_LDR 72   // row stride of the 64-column staging of the block's own rows
+#define EVO_TC_LDT 40   // row stride of a staged 32-column tile
 #define EVO_TC_SLD 40   // row stride of a warp's 16 x TILE tile (a multiple of 8 floats)
 #define EVO_TC_WTILE (16 * EVO_TC_SLD)
 
@@ -375,19 +388,19 @@ typedef evo_wmma::fragment<evo_wmma::accumulator, 16, 16, 8, float> evo_tc_acc;
 static __device__ __forceinline__ float evo_tf32(float v) { return evo_wmma::__float_to_tf32(v); }
 
 // evo_tc_stage stages columns [c0, c0+COLS) of the d rows of src (row
-// stride P), times mul and rounded to TF32, into dst[j*COLS + t]; rows d..D-1
+// stride P), times mul and rounded to TF32, into dst[j*LD + t]; rows d..D-1
 // and columns past P are zeros.
-template <int D, int COLS>
+template <int D, int COLS, int LD>
 static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __restrict__ src, int d, int P, int c0,
                                                     float mul) {
     for (int e = threadIdx.x; e < D * COLS; e += blockDim.x) {
         const int j = e / COLS, t = e % COLS;
-        dst[e] = (j < d && c0 + t < P) ? evo_tf32(src[(long long)j * P + c0 + t] * mul) : 0.0f;
+        dst[j * LD + t] = (j < d && c0 + t < P) ? evo_tf32(src[(long long)j * P + c0 + t] * mul) : 0.0f;
     }
 }
 
 // evo_tc_rows16 multiplies the warp's 16 rows (a[D/8], 16 x D) by the
-// D x TILE operand at b (row-major, ldm TILE) and stores the 16 x TILE
+// D x TILE operand at b (row-major, ldm LDT) and stores the 16 x TILE
 // product at out (ldm SLD).
 template <int D>
 static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const float* b, float* out) {
@@ -398,7 +411,7 @@ static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const
 #pragma unroll
         for (int kk = 0; kk < D / 8; kk++) {
             evo_tc_brow f;
-            evo_wmma::load_matrix_sync(f, b + kk * 8 * EVO_TC_TILE + nb * 16, EVO_TC_TILE);
+            evo_wmma::load_matrix_sync(f, b + kk * 8 * EVO_TC_LDT + nb * 16, EVO_TC_LDT);
             evo_wmma::mma_sync(s, a[kk], f, s);
         }
         evo_wmma::store_matrix_sync(out + nb * 16, s, EVO_TC_SLD, evo_wmma::mem_row_major);
@@ -406,7 +419,7 @@ static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const
 }
 
 // evo_tc_accum adds the warp's 16 x TILE tile at a (ldm SLD) times the
-// TILE x D operand whose (k, n) element is b[n*TILE + k] into acc[D/16].
+// TILE x D operand whose (k, n) element is b[n*LDT + k] into acc[D/16].
 template <int D>
 static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float* a, const float* b) {
 #pragma unroll
@@ -416,7 +429,7 @@ static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float
 #pragma unroll
         for (int nb = 0; nb < D / 16; nb++) {
             evo_tc_bcol fb;
-            evo_wmma::load_matrix_sync(fb, b + nb * 16 * EVO_TC_TILE + kk * 8, EVO_TC_TILE);
+            evo_wmma::load_matrix_sync(fb, b + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
             evo_wmma::mma_sync(acc[nb], fa, fb, acc[nb]);
         }
     }
@@ -442,10 +455,10 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
                                                        float* __restrict__ delta, int C, int P, int heads,
                                                        float* smem) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
-    float* qo = smem;                          // [D][64] Q, then the warps' [16][D] outputs
-    float* ks = smem + D * EVO_TC_ROWS;        // [D][TILE]
-    float* vs = ks + D * EVO_TC_TILE;          // [D][TILE]
-    float* ss = vs + D * EVO_TC_TILE + warp * EVO_TC_WTILE;  // this warp's scores
+    float* qo = smem;                          // [D][LDR] Q, then the warps' [16][D] outputs
+    float* ks = smem + D * EVO_TC_LDR;         // [D][LDT]
+    float* vs = ks + D * EVO_TC_LDT;           // [D][LDT]
+    float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // this warp's scores
     float* os = qo + warp * 16 * D;            // this warp's output rows
     const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
     const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
@@ -454,12 +467,12 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     const float* k = q + (long long)C * P;
     const float* v = q + 2LL * C * P;
 
-    evo_tc_stage<D, EVO_TC_ROWS>(qo, q, d, P, i0, scale);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(qo, q, d, P, i0, scale);
     __syncthreads();
     evo_tc_acol qa[D / 8];
 #pragma unroll
     for (int kk = 0; kk < D / 8; kk++)
-        evo_wmma::load_matrix_sync(qa[kk], qo + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+        evo_wmma::load_matrix_sync(qa[kk], qo + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
     __syncthreads();  // every warp has its Q before qo holds outputs
     for (int e = lane; e < 16 * D; e += EVO_WARP) os[e] = 0.0f;
 
@@ -467,8 +480,8 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     float m = -INFINITY, l = 0.0f;
     for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
         __syncthreads();  // the last tile's ks and vs are read (and os is zeroed)
-        evo_tc_stage<D, EVO_TC_TILE>(ks, k, d, P, t0, 1.0f);
-        evo_tc_stage<D, EVO_TC_TILE>(vs, v, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(vs, v, d, P, t0, 1.0f);
         __syncthreads();
         evo_tc_rows16<D>(qa, ks, ss);
         __syncwarp();
@@ -505,7 +518,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
                 evo_tc_arow fa;
                 evo_tc_bcol fb;
                 evo_wmma::load_matrix_sync(fa, ss + kk * 8, EVO_TC_SLD);
-                evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_TILE + kk * 8, EVO_TC_TILE);
+                evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
                 evo_wmma::mma_sync(o, fa, fb, o);
             }
             evo_wmma::store_matrix_sync(os + nb * 16, o, D, evo_wmma::mem_row_major);
@@ -543,10 +556,10 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
                                                           const float* __restrict__ delta, float* __restrict__ dx,
                                                           int C, int P, int heads, int set, float* smem) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
-    float* ks = smem;                  // [D][TILE]; at the start, Q and dO staged in [D][64] each
-    float* vs = ks + D * EVO_TC_TILE;  // [D][TILE]
-    float* ss = vs + D * EVO_TC_TILE + warp * EVO_TC_WTILE;  // scores, then dS
-    float* ps = vs + D * EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
+    float* ks = smem;                 // [D][LDT]; at the start, Q and dO staged in [D][LDR] each
+    float* vs = ks + D * EVO_TC_LDT;  // [D][LDT]
+    float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // scores, then dS
+    float* ps = vs + D * EVO_TC_LDT + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
     const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
     const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
     const float scale = 1.0f / sqrtf((float)d);
@@ -556,14 +569,14 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     const float* v = q + 2LL * C * P;
     const float* g = dy + ((long long)n * C + h * d) * P;
 
-    evo_tc_stage<D, EVO_TC_ROWS>(smem, q, d, P, i0, scale);
-    evo_tc_stage<D, EVO_TC_ROWS>(smem + D * EVO_TC_ROWS, g, d, P, i0, 1.0f);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, q, d, P, i0, scale);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, g, d, P, i0, 1.0f);
     __syncthreads();
     evo_tc_acol qa[D / 8], ga[D / 8];
 #pragma unroll
     for (int kk = 0; kk < D / 8; kk++) {
-        evo_wmma::load_matrix_sync(qa[kk], smem + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
-        evo_wmma::load_matrix_sync(ga[kk], smem + D * EVO_TC_ROWS + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+        evo_wmma::load_matrix_sync(qa[kk], smem + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
+        evo_wmma::load_matrix_sync(ga[kk], smem + D * EVO_TC_LDR + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
     }
     evo_tc_acc dq[D / 16];
 #pragma unroll
@@ -575,8 +588,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     const float li = i < P ? lse[row] : 0.0f, di = i < P ? delta[row] : 0.0f;
     for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
         __syncthreads();  // the staging area, or the last tile, is read
-        evo_tc_stage<D, EVO_TC_TILE>(ks, k, d, P, t0, 1.0f);
-        evo_tc_stage<D, EVO_TC_TILE>(vs, v, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(vs, v, d, P, t0, 1.0f);
         __syncthreads();
         evo_tc_rows16<D>(qa, ks, ss);  // S = scale q . k
         evo_tc_rows16<D>(ga, vs, ps);  // dP = do . v
@@ -610,9 +623,9 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
                                                             float* __restrict__ dx, int C, int P, int heads, int set,
                                                             float* smem) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
-    float* qs = smem;                  // [D][TILE] queries (scaled); at the start, K and V staged
-    float* gs = qs + D * EVO_TC_TILE;  // [D][TILE] dO
-    float* lt = gs + D * EVO_TC_TILE;  // [TILE] lse
+    float* qs = smem;                 // [D][LDT] queries (scaled); at the start, K and V staged
+    float* gs = qs + D * EVO_TC_LDT;  // [D][LDT] dO
+    float* lt = gs + D * EVO_TC_LDT;  // [TILE] lse
     float* dt = lt + EVO_TC_TILE;      // [TILE] delta
     float* ss = dt + EVO_TC_TILE + warp * EVO_TC_WTILE;                    // S^T, then P^T
     float* ps = dt + EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP^T, then dS^T
@@ -626,14 +639,14 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     const float* g = dy + ((long long)n * C + h * d) * P;
     const long long rows = ((long long)n * heads + h) * P;
 
-    evo_tc_stage<D, EVO_TC_ROWS>(smem, k, d, P, t0b, 1.0f);
-    evo_tc_stage<D, EVO_TC_ROWS>(smem + D * EVO_TC_ROWS, v, d, P, t0b, 1.0f);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, k, d, P, t0b, 1.0f);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, v, d, P, t0b, 1.0f);
     __syncthreads();
     evo_tc_acol ka[D / 8], va[D / 8];
 #pragma unroll
     for (int kk = 0; kk < D / 8; kk++) {
-        evo_wmma::load_matrix_sync(ka[kk], smem + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
-        evo_wmma::load_matrix_sync(va[kk], smem + D * EVO_TC_ROWS + kk * 8 * EVO_TC_ROWS + warp * 16, EVO_TC_ROWS);
+        evo_wmma::load_matrix_sync(ka[kk], smem + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
+        evo_wmma::load_matrix_sync(va[kk], smem + D * EVO_TC_LDR + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
     }
     evo_tc_acc dk[D / 16], dv[D / 16];
 #pragma unroll
@@ -645,8 +658,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     const int r = lane >> 1, c0 = (lane & 1) * 16;
     for (int i0 = 0; i0 < P; i0 += EVO_TC_TILE) {
         __syncthreads();  // the staging area, or the last tile, is read
-        evo_tc_stage<D, EVO_TC_TILE>(qs, q, d, P, i0, scale);
-        evo_tc_stage<D, EVO_TC_TILE>(gs, g, d, P, i0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(qs, q, d, P, i0, scale);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(gs, g, d, P, i0, 1.0f);
         for (int e = threadIdx.x; e < EVO_TC_TILE; e += blockDim.x) {
             lt[e] = i0 + e < P ? lse[rows + i0 + e] : 0.0f;
             dt[e] = i0 + e < P ? delta[rows + i0 + e] : 0.0f;
@@ -670,7 +683,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     }
     __syncthreads();
     float* outk = smem + warp * 16 * D;
-    float* outv = smem + EVO_TC_ROWS * D + warp * 16 * D;
+    float* outv = smem + EVO_TC_ROWS * D + warp * 16 * D;  // both inside the staging area's 2*D*LDR
 #pragma unroll
     for (int nb = 0; nb < D / 16; nb++) {
         evo_wmma::store_matrix_sync(outk + nb * 16, dk[nb], D, evo_wmma::mem_row_major);
@@ -710,3 +723,5 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
 EVO_ATT_TC_KERNELS(16)
 EVO_ATT_TC_KERNELS(32)
 EVO_ATT_TC_KERNELS(64)
+
+#endif  // TF32 fragments: sm_80 and newer

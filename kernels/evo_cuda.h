@@ -20,7 +20,9 @@
 // block-scope `extern __shared__ float smem[];` of kernel bodies (static
 // functions) and of extern "C" kernels name the same entity; without it
 // nvcc warns that their linkages conflict.
-extern __shared__ float smem[];
+// Aligned to 128 bytes: wmma tiles need 32-byte aligned pointers, and the
+// kernels that use them have no static shared memory ahead of it.
+extern __shared__ __align__(128) float smem[];
 // Warp matrix products on the tensor cores (nvcuda::wmma); the emulator's
 // header supplies the same subset.
 #include <mma.h>
