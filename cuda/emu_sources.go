@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "8350054682ff7e4efceaedc4b5add87df76f4a6c0c30c46c344d107dde5c8129"
+const emuSourcesDigest = "4c76441c6c3c9d37eab33375ad2c7c516b63b0ce66584c358f2d1ddc02e272e0"

@@ -34,9 +34,9 @@
 // A staged tile holds one key's (or query's) D values contiguously, row
 // stride D+4: every thread reads the same row at once, so a float4 load is
 // one broadcast for four multiply-adds (reading a word per multiply-add
-// left these kernels bound by shared-memory issue), and the 4 floats of
-// padding keep the rows 16-byte aligned while spreading the staging stores
-// over the banks.
+// left these kernels bound by shared-memory issue); the 4 floats of padding
+// keep the rows 16-byte aligned and put the float4 staging stores of a
+// quarter-warp on distinct banks.
 #include "evo_cuda.h"
 
 #define EVO_ATT_ROWS 64  // threads per block, one query (or key) each
@@ -49,14 +49,23 @@ static __device__ __forceinline__ int evo_attn_cap(int d) {
 
 // evo_attn_load_tile stages columns [c0, c0+TILE) of the d rows of src
 // (row stride P) into dst[t*(D+4) + j], zero-filled for rows d..D-1 and for
-// columns past P so that masked entries contribute exact zeros. Global
-// reads are along t (coalesced).
+// columns past P so that masked entries contribute exact zeros. Each thread
+// stages four consecutive j of one t: its four global reads are each
+// coalesced along t with the warp's, and its one float4 store lands, with
+// the other seven of its quarter-warp, on distinct banks (rows D+4 apart).
 template <int D>
 static __device__ __forceinline__ void evo_attn_load_tile(float* dst, const float* __restrict__ src, int d, int P,
                                                           int c0) {
-    for (int e = threadIdx.x; e < D * EVO_ATT_TILE; e += blockDim.x) {
-        const int j = e / EVO_ATT_TILE, t = e % EVO_ATT_TILE;
-        dst[t * (D + 4) + j] = (j < d && c0 + t < P) ? src[(long long)j * P + c0 + t] : 0.0f;
+    for (int e = threadIdx.x; e < (D / 4) * EVO_ATT_TILE; e += blockDim.x) {
+        const int j = 4 * (e / EVO_ATT_TILE), t = e % EVO_ATT_TILE;
+        const bool in = c0 + t < P;
+        const float* s = src + (long long)j * P + c0 + t;
+        float4 v;
+        v.x = (in && j < d) ? s[0] : 0.0f;
+        v.y = (in && j + 1 < d) ? s[P] : 0.0f;
+        v.z = (in && j + 2 < d) ? s[2LL * P] : 0.0f;
+        v.w = (in && j + 3 < d) ? s[3LL * P] : 0.0f;
+        *reinterpret_cast<float4*>(dst + t * (D + 4) + j) = v;
     }
 }
 

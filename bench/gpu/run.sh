@@ -160,6 +160,12 @@ else
 	skip conformance "cuda.test missing from the bundle"
 fi
 
+# 1b. each op's kernels alone, attention at FP32 and TF32 (seconds; the
+#     clearest reading of the tensor-core kernels against the FP32 ones)
+if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *kernels'; then
+	step bench-kernels 90 "$bin" bench kernels --device cuda
+fi
+
 # 2. proxy-50 (issue 5): the three stages side by side, at FP32 and with
 #    attention on the tensor cores (TF32), on 4 steps of each of the 5 epochs
 #    (projected to whole epochs), then in full with the fastest path; then
@@ -180,12 +186,10 @@ else
 	skip torch-population "no CUDA-enabled torch, torch_population.py or bench population here"
 fi
 
-# 3. proxy-50's step launch by launch with NVML/GPM samples (issue 6), and
-#    each op's kernels alone
+# 3. proxy-50's step launch by launch with NVML/GPM samples (issue 6)
 if $has_pop; then
 	step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
 		--stage 3 --precision tf32 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
-	step bench-kernels 90 "$bin" bench kernels --device cuda
 fi
 
 # 4. a search on the GPU end to end, the single-network figures, the driver
