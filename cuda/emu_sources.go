@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "4c76441c6c3c9d37eab33375ad2c7c516b63b0ce66584c358f2d1ddc02e272e0"
+const emuSourcesDigest = "a640fb6d4b2c9f97c42122117eb8adff0bd3d3b5da7a8d85a02d52434c2f2cfc"

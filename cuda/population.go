@@ -904,6 +904,13 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 			return nil, stats, fmt.Errorf("%w: candidate %d trains %d epochs of batch %d, candidate 0 %d of batch %d: one population shares both",
 				ErrPopulation, i, pc.Cfg.Epochs, pc.Cfg.BatchSize, first.Epochs, first.BatchSize)
 		}
+		// The kernels index a tensor in 32-bit arithmetic (evo_cuda.h).
+		for j, nd := range pc.Graph.Nodes {
+			if int64(pc.Cfg.BatchSize)*int64(nd.Shape.Size()) > math.MaxInt32 {
+				return nil, stats, fmt.Errorf("%w: candidate %d: node %d's %d samples of %v are too many values for the kernels' 32-bit sizes",
+					ErrPopulation, i, j, pc.Cfg.BatchSize, nd.Shape)
+			}
+		}
 		if in := pc.Graph.Input; in.C != train.C || in.H != train.H || in.W != train.W {
 			return nil, stats, fmt.Errorf("%w: candidate %d takes %dx%dx%d images, the data set %q has %dx%dx%d",
 				ErrPopulation, i, in.C, in.H, in.W, train.Name, train.C, train.H, train.W)

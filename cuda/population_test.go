@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/naturecast/evosearch/data"
@@ -305,6 +306,17 @@ func TestPopulationRejectsBadArguments(t *testing.T) {
 	}
 	if _, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: 7}); err == nil {
 		t.Error("stage 7 accepted")
+	}
+	// A network whose activations exceed the kernels' 32-bit indexing is
+	// refused before anything is allocated.
+	big, err := nets.RandomGenome(rand.New(rand.NewPCG(3, 4)), 1).Build(nets.NetConfig{C: 4, Layers: 2, In: nets.Shape{C: 3, H: 8192, W: 8192}, Classes: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.cands[0].Cfg
+	_, _, err = TrainPopulation(context.Background(), d, f.train, f.val, []PopCandidate{{Graph: big, Cfg: cfg}}, PopOptions{})
+	if err == nil || !strings.Contains(err.Error(), "32-bit sizes") {
+		t.Errorf("a network of 2^31 values per activation: %v; want the 32-bit sizes error", err)
 	}
 }
 

@@ -329,9 +329,9 @@ EVO_BODY(attention_delta) {
     EVO_UNPACK(attention_delta);
     const int d = C / heads;
     EVO_GFOR(e, (long long)N * heads * P, g) {
-        const long long nh = e / P;
-        const int p = (int)(e % P), h = (int)(nh % heads);
-        const long long base = ((nh / heads) * C + (long long)h * d) * P + p;
+        const int nh = evo_div(e, P), p = (int)(e - (long long)nh * P);
+        const int h = nh % heads;
+        const long long base = ((long long)(nh / heads) * C + (long long)h * d) * P + p;
         float s = 0.0f;
         for (int j = 0; j < d; j++) s += y[base + (long long)j * P] * dy[base + (long long)j * P];
         delta[e] = s;

@@ -34,13 +34,13 @@ EVO_BODY(bn_stats) {
     const long long m = (long long)N * HW;
     float s = 0.0f;
     for (long long i = threadIdx.x; i < m; i += blockDim.x) {
-        const long long n = i / HW, p = i - n * HW;
+        const long long n = evo_div(i, HW), p = i - n * HW;
         s += x[(n * C + c) * HW + p];
     }
     const float mean = evo_block_sum(s, scratch) / (float)m;
     float ss = 0.0f;
     for (long long i = threadIdx.x; i < m; i += blockDim.x) {
-        const long long n = i / HW, p = i - n * HW;
+        const long long n = evo_div(i, HW), p = i - n * HW;
         const float d = x[(n * C + c) * HW + p] - mean;
         ss += d * d;
     }
@@ -66,7 +66,7 @@ EVO_KERNELS(bn_stats);
 EVO_BODY(bn_apply) {
     EVO_UNPACK(bn_apply);
     EVO_GFOR(i, (long long)N * C * HW, g) {
-        const int c = (int)((i / HW) % C);
+        const int c = evo_div(i, HW) % C;
         const float invstd = fromRunning ? 1.0f / sqrtf(stat[c] + EVO_BN_EPS) : stat[c];
         const float scale = gamma[c] * invstd;
         const float shift = beta[c] - mean[c] * scale;
@@ -91,7 +91,7 @@ EVO_BODY(bn_bwd_reduce) {
     const long long m = (long long)N * HW;
     float sdy = 0.0f, sdyx = 0.0f;
     for (long long i = threadIdx.x; i < m; i += blockDim.x) {
-        const long long n = i / HW, p = i - n * HW;
+        const long long n = evo_div(i, HW), p = i - n * HW;
         const long long j = (n * C + c) * HW + p;
         const float g = dy[j];
         sdy += g;
@@ -117,7 +117,7 @@ EVO_KERNELS(bn_bwd_reduce);
 EVO_BODY(bn_bwd_dx) {
     EVO_UNPACK(bn_bwd_dx);
     EVO_GFOR(i, (long long)N * C * HW, g) {
-        const int c = (int)((i / HW) % C);
+        const int c = evo_div(i, HW) % C;
         const float v = evo_bn_dx(dy[i], x[i], c, C, saved, sums, gamma, (long long)N * HW);
         dx[i] = set ? v : dx[i] + v;
     }
@@ -148,7 +148,7 @@ static __device__ __forceinline__ float evo_bn_at(float v, int c, const float* m
 EVO_BODY(add2_bn_fwd) {
     EVO_UNPACK(add2_bn_fwd);
     EVO_GFOR(i, n, g) {
-        const int c = (int)((i / HW) % C);
+        const int c = evo_div(i, HW) % C;
         const float fa = evo_bn_at(a[i], c, meanA, statA, gammaA, betaA, fromRunning);
         const float fb = evo_bn_at(b[i], c, meanB, statB, gammaB, betaB, fromRunning);
         y[i] = fa + fb;

@@ -40,10 +40,9 @@ EVO_BODY(conv2d_fwd) {
     EVO_UNPACK(conv2d_fwd);
     const int cg = C / groups, kg = K / groups;
     EVO_GFOR(i, (long long)N * K * OH * OW, g) {
-        const int ox = (int)(i % OW);
-        const int oy = (int)((i / OW) % OH);
-        const int oc = (int)((i / ((long long)OW * OH)) % K);
-        const long long n = i / ((long long)OW * OH * K);
+        const int q = evo_div(i, OW), ox = (int)(i - (long long)q * OW);
+        const int oy = q % OH, r = q / OH, oc = r % K;
+        const long long n = r / K;
         const int c0 = (oc / kg) * cg;
         const float* wk = w + (long long)oc * cg * k * k;
         float s = 0.0f;
@@ -143,10 +142,9 @@ EVO_BODY(conv2d_bwd_data) {
     EVO_UNPACK(conv2d_bwd_data);
     const int cg = C / groups, kg = K / groups;
     EVO_GFOR(i, (long long)N * C * H * W, g) {
-        const int ix = (int)(i % W);
-        const int iy = (int)((i / W) % H);
-        const int c = (int)((i / ((long long)W * H)) % C);
-        const long long n = i / ((long long)W * H * C);
+        const int q = evo_div(i, W), ix = (int)(i - (long long)q * W);
+        const int iy = q % H, r = q / H, c = r % C;
+        const long long n = r / C;
         const int g = c / cg, ic = c % cg;
         float s = 0.0f;
         for (int oc = g * kg; oc < (g + 1) * kg; oc++) {
@@ -185,8 +183,9 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
     const int samples = n0 < N ? (N - n0 + nstep - 1) / nstep : 0;
     const long long positions = (long long)samples * OH * OW;
     for (long long p = threadIdx.x; p < positions; p += blockDim.x) {
-        const int ox = (int)(p % OW), oy = (int)((p / OW) % OH);
-        const long long n = n0 + (p / ((long long)OW * OH)) * nstep;
+        const int q = evo_div(p, OW), ox = (int)(p - (long long)q * OW);
+        const int oy = q % OH;
+        const long long n = n0 + (long long)(q / OH) * nstep;
         const float g = dy[((n * K + oc) * OH + oy) * OW + ox];
         const float* xc = x + (n * C + c) * (long long)H * W;
         const int by = oy * stride, bx = ox * stride;

@@ -40,9 +40,9 @@ static __device__ __forceinline__ void evo_gather_batch(const unsigned char* __r
     const unsigned long long s = (unsigned long long)seed;
     const long long plane = (long long)H * W, img = C * plane;
     EVO_GFOR(e, (long long)nimg * img, g) {
-        const long long b = e / img;
-        const int c = (int)((e / plane) % C);
-        const int i = (int)((e / W) % H), j = (int)(e % W);
+        const int q = evo_div(e, W), j = (int)(e - (long long)q * W);
+        const int i = q % H, r = q / H, c = r % C;
+        const long long b = r / C;
         const long long src = (long long)idx[b] * img;
         if (c == 0 && i == 0 && j == 0) y[b] = labels[idx[b]];
         int si = i, sj = j;

@@ -75,7 +75,7 @@ EVO_KERNELS(fill_f32);
 EVO_BODY(concat_copy) {
     EVO_UNPACK(concat_copy);
     EVO_GFOR(i, (long long)samples * srcSize, g) {
-        const long long s = i / srcSize, j = i - s * srcSize;
+        const long long s = evo_div(i, srcSize), j = i - s * srcSize;
         dst[s * dstSize + offset + j] = src[i];
     }
 }
@@ -89,7 +89,7 @@ EVO_KERNELS(concat_copy);
 EVO_BODY(concat_bwd) {
     EVO_UNPACK(concat_bwd);
     EVO_GFOR(i, (long long)samples * srcSize, g) {
-        const long long s = i / srcSize, j = i - s * srcSize;
+        const long long s = evo_div(i, srcSize), j = i - s * srcSize;
         const float v = dy[s * dstSize + offset + j];
         dx[i] = set ? v : dx[i] + v;
     }
@@ -126,7 +126,7 @@ EVO_KERNELS(global_avg_pool_fwd);
 EVO_BODY(global_avg_pool_bwd) {
     EVO_UNPACK(global_avg_pool_bwd);
     EVO_GFOR(i, (long long)planes * hw, g) {
-        const float v = dy[i / hw] / (float)hw;
+        const float v = dy[evo_div(i, hw)] / (float)hw;
         dx[i] = set ? v : dx[i] + v;
     }
 }
@@ -143,7 +143,7 @@ EVO_KERNELS(global_avg_pool_bwd);
 EVO_BODY(strided_gather) {
     EVO_UNPACK(strided_gather);
     EVO_GFOR(i, (long long)planes * oh * ow, g) {
-        const long long p = i / (oh * ow);
+        const long long p = evo_div(i, oh * ow);
         const int r = (int)(i - p * oh * ow), oy = r / ow, ox = r - oy * ow;
         const float v = x[(p * h + oy * stride + off) * w + ox * stride + off];
         out[i] = relu ? fmaxf(v, 0.0f) : v;
@@ -162,7 +162,7 @@ EVO_KERNELS(strided_gather);
 EVO_BODY(strided_scatter_add) {
     EVO_UNPACK(strided_scatter_add);
     EVO_GFOR(i, (long long)planes * oh * ow, g) {
-        const long long p = i / (oh * ow);
+        const long long p = evo_div(i, oh * ow);
         const int r = (int)(i - p * oh * ow), oy = r / ow, ox = r - oy * ow;
         const long long d = (p * h + oy * stride + off) * w + ox * stride + off;
         if (!mask || mask[d] > 0.0f) dx[d] += gs[i];

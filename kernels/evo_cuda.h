@@ -45,6 +45,16 @@ extern __shared__ __align__(128) float smem[];
          i < (long long)(n); i += (long long)blockDim.x * gridDim.x)
 
 static __device__ __forceinline__ int evo_imin(int a, int b) { return a < b ? a : b; }
+
+// Index arithmetic in 32 bits. Grid-stride indices are long long, but no
+// tensor a kernel indexes holds 2^31 elements or more (the host refuses
+// such shapes: cuda.Backend's argument checks, cuda.TrainPopulation's), so
+// an index's quotients and remainders
+// are taken in unsigned 32-bit arithmetic: on a GPU a 64-bit division is a
+// subroutine of several dozen instructions, more than a memory-bound
+// element-wise kernel can spend per element; a 32-bit one is about a dozen.
+static __device__ __forceinline__ int evo_div(long long i, int d) { return (int)((unsigned)i / (unsigned)d); }
+static __device__ __forceinline__ int evo_mod(long long i, int d) { return (int)((unsigned)i % (unsigned)d); }
 static __device__ __forceinline__ int evo_imax(int a, int b) { return a > b ? a : b; }
 
 // evo_warp_sum returns the sum of v over the 32 lanes of the warp, in every

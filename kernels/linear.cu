@@ -11,7 +11,7 @@
     X(int, out)
 EVO_BODY(linear_bias_rows) {
     EVO_UNPACK(linear_bias_rows);
-    EVO_GFOR(i, (long long)rows * out, g) y[i] = b[i % out];
+    EVO_GFOR(i, (long long)rows * out, g) y[i] = b[evo_mod(i, out)];
 }
 EVO_KERNELS(linear_bias_rows);
 

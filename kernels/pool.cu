@@ -51,8 +51,9 @@ static __device__ __forceinline__ void evo_pool_outputs(int i, int n, int k, int
 EVO_BODY(max_pool_fwd) {
     EVO_UNPACK(max_pool_fwd);
     EVO_GFOR(i, (long long)planes * OH * OW, g) {
-        const int ox = (int)(i % OW), oy = (int)((i / OW) % OH);
-        const long long p = i / ((long long)OW * OH);
+        const int q = evo_div(i, OW), ox = (int)(i - (long long)q * OW);
+        const int oy = q % OH;
+        const long long p = q / OH;
         const float* xp = x + p * H * W;
         int y0, y1, x0, x1;
         evo_pool_window(oy, ox, H, W, k, stride, pad, &y0, &y1, &x0, &x1);
@@ -73,8 +74,9 @@ EVO_KERNELS(max_pool_fwd);
 EVO_BODY(max_pool_bwd) {
     EVO_UNPACK(max_pool_bwd);
     EVO_GFOR(i, (long long)planes * H * W, g) {
-        const int ix = (int)(i % W), iy = (int)((i / W) % H);
-        const long long p = i / ((long long)W * H);
+        const int q = evo_div(i, W), ix = (int)(i - (long long)q * W);
+        const int iy = q % H;
+        const long long p = q / H;
         const float* xp = x + p * H * W;
         const float* dyp = dy + p * OH * OW;
         const int self = iy * W + ix;
@@ -100,8 +102,9 @@ EVO_KERNELS(max_pool_bwd);
 EVO_BODY(avg_pool_fwd) {
     EVO_UNPACK(avg_pool_fwd);
     EVO_GFOR(i, (long long)planes * OH * OW, g) {
-        const int ox = (int)(i % OW), oy = (int)((i / OW) % OH);
-        const long long p = i / ((long long)OW * OH);
+        const int q = evo_div(i, OW), ox = (int)(i - (long long)q * OW);
+        const int oy = q % OH;
+        const long long p = q / OH;
         const float* xp = x + p * H * W;
         int y0, y1, x0, x1;
         evo_pool_window(oy, ox, H, W, k, stride, pad, &y0, &y1, &x0, &x1);
@@ -121,8 +124,9 @@ EVO_KERNELS(avg_pool_fwd);
 EVO_BODY(avg_pool_bwd) {
     EVO_UNPACK(avg_pool_bwd);
     EVO_GFOR(i, (long long)planes * H * W, g) {
-        const int ix = (int)(i % W), iy = (int)((i / W) % H);
-        const long long p = i / ((long long)W * H);
+        const int q = evo_div(i, W), ix = (int)(i - (long long)q * W);
+        const int iy = q % H;
+        const long long p = q / H;
         const float* dyp = dy + p * OH * OW;
         int oy0, oy1, ox0, ox1;
         evo_pool_outputs(iy, OH, k, stride, pad, &oy0, &oy1);
