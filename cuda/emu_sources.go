@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "a640fb6d4b2c9f97c42122117eb8adff0bd3d3b5da7a8d85a02d52434c2f2cfc"
+const emuSourcesDigest = "6d5a96bd61b6d32bb2d94517fe8625a244075f81b13d3df67a6f11864d62a9e7"

@@ -3,7 +3,7 @@
 // gamma, beta, running mean and variance [C]; saved [2C] = batch mean then
 // 1/std, kept from forward to backward.
 //
-// Training forward = bn_stats (one block per channel: reductions) then
+// Training forward = bn_stats (one block per channel: a one-pass reduction) then
 // bn_apply (element-wise); evaluation forward = bn_apply reading the running
 // statistics. Backward = bn_bwd_reduce (one block per channel: dgamma,
 // dbeta) then bn_bwd_dx (element-wise). Splitting the reductions from the
@@ -14,42 +14,69 @@
 
 #define EVO_BN_EPS 1e-5f
 
-// bn_stats: per channel, the batch mean and biased variance (two passes:
-// the mean, then the squared deviations from it, as nets.RefBatchNormForward
-// does; it sums in float64, this kernel in a float32 tree, which is as
-// accurate for the sizes used), saved = (mean, 1/sqrt(var + eps)), and the
-// running statistics moved with the given momentum towards the mean and the
-// unbiased variance: run = (1 - momentum) * run + momentum * batch.
-// Training passes nets.BNMomentum (0.1, PyTorch's default); calibrating the
-// statistics of a trained network passes 1/(k+1) at batch k, which makes
-// the running values the plain average over the batches. Launch: 256
-// threads, C blocks.
+// bn_stats: per channel, the batch mean and biased variance, saved = (mean,
+// 1/sqrt(var + eps)), and the running statistics moved with the given
+// momentum towards the mean and the unbiased variance: run = (1 - momentum)
+// * run + momentum * batch. One pass over x: each thread keeps Welford's
+// running (count, mean, M2) over its values, and the block merges them
+// pairwise (Chan, Golub and LeVeque, "Algorithms for computing the sample
+// variance", The American Statistician 37(3), 1983), which is as accurate
+// as nets.RefBatchNormForward's two passes (mean, then squared deviations)
+// without reading x twice. Training passes nets.BNMomentum (0.1, PyTorch's
+// default); calibrating the statistics of a trained network passes 1/(k+1)
+// at batch k, which makes the running values the plain average over the
+// batches. Launch: 256 threads, C blocks.
 #define EVO_PARAMS_bn_stats(X) X(const float* __restrict__, x) X(float* __restrict__, saved) \
     X(float* __restrict__, runMean) X(float* __restrict__, runVar) X(int, N) X(int, C) X(int, HW) \
     X(float, momentum)
+
+// evo_welford_merge folds (nb, mb, qb) into (na, ma, qa): counts, means and
+// sums of squared deviations of two disjoint sets.
+static __device__ __forceinline__ void evo_welford_merge(float& na, float& ma, float& qa, float nb, float mb,
+                                                         float qb) {
+    const float n = na + nb;
+    if (n == 0.0f) return;
+    const float d = mb - ma, f = nb / n;
+    ma += d * f;
+    qa += qb + d * d * na * f;
+    na = n;
+}
+
 EVO_BODY(bn_stats) {
     EVO_UNPACK(bn_stats);
-    __shared__ float scratch[32];
+    __shared__ float scratch[3][32];
     const int c = g.bx;
     const long long m = (long long)N * HW;
-    float s = 0.0f;
+    float cnt = 0.0f, mean = 0.0f, m2 = 0.0f;
     for (long long i = threadIdx.x; i < m; i += blockDim.x) {
         const long long n = evo_div(i, HW), p = i - n * HW;
-        s += x[(n * C + c) * HW + p];
+        const float v = x[(n * C + c) * HW + p];
+        cnt += 1.0f;
+        const float d = v - mean;
+        mean += d / cnt;
+        m2 += d * (v - mean);
     }
-    const float mean = evo_block_sum(s, scratch) / (float)m;
-    float ss = 0.0f;
-    for (long long i = threadIdx.x; i < m; i += blockDim.x) {
-        const long long n = evo_div(i, HW), p = i - n * HW;
-        const float d = x[(n * C + c) * HW + p] - mean;
-        ss += d * d;
+    for (int o = EVO_WARP / 2; o > 0; o >>= 1) {
+        const float nb = __shfl_xor_sync(EVO_FULL_MASK, cnt, o), mb = __shfl_xor_sync(EVO_FULL_MASK, mean, o),
+                    qb = __shfl_xor_sync(EVO_FULL_MASK, m2, o);
+        evo_welford_merge(cnt, mean, m2, nb, mb, qb);
     }
-    const float var = evo_block_sum(ss, scratch) / (float)m;
+    const int lane = threadIdx.x % EVO_WARP, warp = threadIdx.x / EVO_WARP;
+    if (lane == 0) {
+        scratch[0][warp] = cnt;
+        scratch[1][warp] = mean;
+        scratch[2][warp] = m2;
+    }
+    __syncthreads();
     if (threadIdx.x == 0) {
-        saved[c] = mean;
+        float n = scratch[0][0], mu = scratch[1][0], q = scratch[2][0];
+        for (int w = 1; w < (int)(blockDim.x / EVO_WARP); w++)
+            evo_welford_merge(n, mu, q, scratch[0][w], scratch[1][w], scratch[2][w]);
+        const float var = q / (float)m;
+        saved[c] = mu;
         saved[C + c] = 1.0f / sqrtf(var + EVO_BN_EPS);
         const float unbiased = m > 1 ? var * (float)m / (float)(m - 1) : var;
-        runMean[c] = (1.0f - momentum) * runMean[c] + momentum * mean;
+        runMean[c] = (1.0f - momentum) * runMean[c] + momentum * mu;
         runVar[c] = (1.0f - momentum) * runVar[c] + momentum * unbiased;
     }
 }
