@@ -26,7 +26,7 @@ var (
 	workersFlag      = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
 	gpuPrecisionFlag = &ucli.StringFlag{Name: "gpu-precision", Value: "fp32", Usage: "arithmetic of a GPU's products: fp32 (float32 throughout, as the CPU) or tf32 (attention on the tensor cores: TF32 operands, float32 sums, relative errors near 1e-3)", Category: "compute"}
 	gpuStageFlag     = &ucli.IntFlag{Name: "gpu-stage", Value: 3, Usage: "how a GPU trains a population: 1 one stream per candidate, 2 launches fused across candidates, 3 fused and replayed as a CUDA graph", Category: "compute"}
-	deviceFlag       = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; search only) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
+	deviceFlag       = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; a -tags cuda build) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
 	seedFlag         = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}
 )
 
@@ -46,19 +46,15 @@ func checkDataset(c *ucli.Context) error {
 	return nil
 }
 
-// checkDevice validates --device. gpu says whether the command has a GPU
-// path (search trains populations on the device; train does not yet).
-// cuda-emu runs the same GPU code through the CPU emulator: slow, for
-// checking a setup without a GPU.
-func checkDevice(c *ucli.Context, gpu bool) error {
+// checkDevice validates --device: cpu, cuda (GPU 0, a cuda-tagged build)
+// or cuda-emu, which runs the same GPU code through the CPU emulator: slow,
+// for checking a setup without a GPU.
+func checkDevice(c *ucli.Context) error {
 	switch d := c.String(deviceFlag.Name); d {
-	case "cpu":
+	case "cpu", "cuda-emu":
 		return nil
-	case "cuda", "cuda-emu":
-		if !gpu {
-			return fmt.Errorf("--device %s: this command trains on the CPU only in this version (search --device cuda trains on the GPU)", d)
-		}
-		if d == "cuda" && !cuda.Available() {
+	case "cuda":
+		if !cuda.Available() {
 			return fmt.Errorf("--device cuda: %w", cuda.ErrNoCUDA)
 		}
 		return nil

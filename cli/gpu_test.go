@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/naturecast/evosearch/nets"
 )
@@ -108,7 +111,7 @@ func TestBenchPopulation(t *testing.T) {
 }
 
 // TestGPUUsageErrors: bad GPU flags are usage errors (exit 2) naming the
-// flag; train has no GPU path yet and says so (exit 1).
+// flag.
 func TestGPUUsageErrors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "s")
 	cases := []struct {
@@ -125,12 +128,102 @@ func TestGPUUsageErrors(t *testing.T) {
 		{[]string{"bench", "population", "--precision", "fp32,fp16"}, 2, `--precision "fp32,fp16"`},
 		{[]string{"bench", "kernels", "--device", "cuda-emu", "--precision", "fp64"}, 2, `--precision "fp64"`},
 		{[]string{"profile", "--device", "cuda-emu", "--precision", "x", "--output", out}, 2, `--precision: unknown precision "x"`},
-		{[]string{"train", "--arch", "darts_v2", "--output", out, "--device", "cuda-emu"}, 1, "trains on the CPU only"},
+		{[]string{"train", "--arch", "darts_v2", "--output", out, "--device", "cuda-emu", "--gpu-precision", "int8"}, 2, `--gpu-precision: unknown precision "int8"`},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(c.args...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: exit %d, %q; want exit %d mentioning %q", c.args, code, stderr, c.code, c.want)
+		}
+	}
+}
+
+// TestTrainDeviceCudaEmu: train --device cuda-emu (each epoch a population
+// of one on the emulated GPU) gives the CPU's metrics to float32 rounding,
+// writes the same files, and resumes a run the CPU started.
+func TestTrainDeviceCudaEmu(t *testing.T) {
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"train", "--arch", "darts_v2", "--dataset", "synthetic", "--data-dir", dir, "--channels", "4", "--layers", "2",
+			"--epochs", "2", "--max-steps", "2", "--batch-size", "8", "--workers", "2", "--output", out}, extra...)
+	}
+	cpu, gpu, mixed := filepath.Join(dir, "cpu"), filepath.Join(dir, "gpu"), filepath.Join(dir, "mixed")
+	if code, _, stderr := runCLI(args(cpu)...); code != 0 {
+		t.Fatalf("cpu: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(args(gpu, "--device", "cuda-emu")...)
+	if code != 0 {
+		t.Fatalf("cuda-emu: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "emulator (graph, fp32)") || !strings.Contains(stdout, "test accuracy") {
+		t.Errorf("progress or summary missing:\n%s\n%s", stderr, stdout)
+	}
+	for _, f := range []string{"checkpoint.safetensors", "metrics.csv", "weights.safetensors", "arch.json", "result.json"} {
+		if _, err := os.Stat(filepath.Join(gpu, f)); err != nil {
+			t.Errorf("output file missing: %v", err)
+		}
+	}
+	want := metricsRows(t, cpu)
+	sameMetrics(t, "cuda-emu", want, metricsRows(t, gpu))
+
+	// A run the CPU starts and the GPU finishes: interrupted once its
+	// first checkpoint exists, then resumed on the emulated GPU.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(mixed, "checkpoint.safetensors")); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	code, _, stderr = run(ctx, args(mixed)...)
+	cancel()
+	if code == 0 {
+		t.Log("the cpu run finished before it could be interrupted; resuming a finished run")
+	} else if !strings.Contains(stderr, "--resume") {
+		t.Fatalf("interrupted run: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(args(mixed, "--resume", "--device", "cuda-emu")...); code != 0 {
+		t.Fatalf("resume on cuda-emu: exit %d: %s", code, stderr)
+	}
+	sameMetrics(t, "cpu then cuda-emu", want, metricsRows(t, mixed))
+}
+
+// metricsRows reads a train output folder's metrics.csv: epoch, train
+// loss, test accuracy, test loss, lr per row.
+func metricsRows(t *testing.T, dir string) [][]float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "metrics.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows [][]float64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		var row []float64
+		for _, f := range strings.Split(line, ",")[:5] {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				t.Fatalf("metrics.csv: %q: %v", line, err)
+			}
+			row = append(row, v)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+func sameMetrics(t *testing.T, what string, want, got [][]float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d epochs in metrics.csv, cpu %d", what, len(got), len(want))
+	}
+	for i := range want {
+		for j := range want[i] {
+			if math.Abs(got[i][j]-want[i][j]) > 1e-4+1e-3*math.Abs(want[i][j]) {
+				t.Errorf("%s: epoch %d column %d = %v, cpu %v", what, i+1, j, got[i][j], want[i][j])
+			}
 		}
 	}
 }

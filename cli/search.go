@@ -225,8 +225,12 @@ func runSearch(c *ucli.Context) error {
 	b := outcome.Best
 	fmt.Fprintf(w, "best proxy accuracy %.4f (generation %d, candidate %d; %d params, %.1f MFLOPs at the proxy size): %s\n",
 		b.Fitness, b.Generation+1, b.Index, b.Params, float64(b.FLOPs)/1e6, filepath.Join(out, evo.BestArchFile))
-	fmt.Fprintf(w, "train it in full with: evosearch train --arch %s --dataset %s --epochs 600 --output %s\n",
-		out, c.String(datasetFlag.Name), filepath.Join(out, "train"))
+	dev := ""
+	if d := c.String(deviceFlag.Name); d != "cpu" {
+		dev = " --device " + d
+	}
+	fmt.Fprintf(w, "train it in full with: evosearch train --arch %s --dataset %s --epochs 600%s --output %s\n",
+		out, c.String(datasetFlag.Name), dev, filepath.Join(out, "train"))
 	return nil
 }
 
@@ -345,7 +349,7 @@ func checkSearchFlags(c *ucli.Context) error {
 			errs = append(errs, usagef("--ops and --exclude-ops apply to --search-space %s only", nets.SpaceDarts))
 		}
 	}
-	if err := checkDevice(c, true); err != nil {
+	if err := checkDevice(c); err != nil {
 		errs = append(errs, err)
 	}
 	if st := c.Int(gpuStageFlag.Name); st < 1 || st > 3 {

@@ -14,6 +14,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/nets"
 )
@@ -28,7 +29,14 @@ accuracy on the test set after every epoch. The output folder receives:
   metrics.csv             one row per epoch: loss, test accuracy, learning rate, time
   weights.safetensors     the final weights and batch-norm statistics (safetensors layout, F32; see README)
   arch.json, result.json  the architecture trained and the final figures
-Ctrl-C stops at the next step; the last finished epoch is kept and --resume continues from it.`,
+Ctrl-C stops at the next step; the last finished epoch is kept and --resume continues from it.
+
+With --device cuda (a cuda-tagged build; cuda-emu runs the same path on the CPU emulator) each
+epoch trains on GPU 0 as a population of one (resident data, fused launches replayed as a CUDA
+graph), then the state comes back for the checkpoint: the files are the same, and a run may be
+resumed on either device. The GPU draws its augmentation views from its own generator, so an
+augmented run does not repeat the CPU's batches exactly; without augmentation it does, to
+float32 rounding.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "arch", Usage: "architecture file (JSON or DARTS Genotype text), a search output folder, or DARTS_V2 (built in)"},
 		datasetFlag, dataDirFlag,
@@ -43,7 +51,7 @@ Ctrl-C stops at the next step; the last finished epoch is kept and --resume cont
 		channelsFlag, layersFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the run in --output from its last checkpoint"},
-		seedFlag, workersFlag, deviceFlag,
+		seedFlag, workersFlag, deviceFlag, gpuStageFlag, gpuPrecisionFlag,
 	},
 	Action: runTrain,
 }
@@ -100,7 +108,13 @@ func runTrain(c *ucli.Context) error {
 	if c.Int("max-steps") < 0 {
 		errs = append(errs, usagef("--max-steps %d: must not be negative", c.Int("max-steps")))
 	}
-	if err := checkDevice(c, false); err != nil {
+	if err := checkDevice(c); err != nil {
+		errs = append(errs, err)
+	}
+	if st := c.Int(gpuStageFlag.Name); st < 1 || st > 3 {
+		errs = append(errs, usagef("--gpu-stage %d: must be 1, 2 or 3", st))
+	}
+	if err := checkGPUPrecision(c); err != nil {
 		errs = append(errs, err)
 	}
 	if err := joinUsage(errs); err != nil {
@@ -182,22 +196,31 @@ func runTrain(c *ucli.Context) error {
 	}
 
 	p := newProgress(c.App.ErrWriter)
-	p.log("training %s on %s: %d parameters, %.1f MFLOPs/image, %d steps/epoch, epochs %d..%d, %d threads",
-		c.String("arch"), c.String(datasetFlag.Name), g.NumParams(), float64(g.FLOPs())/1e6, tr.StepsPerEpoch(), tr.Epoch+1, cfg.Epochs, cfg.Workers)
+	where := fmt.Sprintf("%d threads", cfg.Workers)
+	epoch := func(t0 time.Time, runStart time.Time, startEpoch int) (epochResult, error) {
+		return cpuEpoch(c.Context, p, tr, model, test, t0, runStart, startEpoch)
+	}
+	if dev := c.String(deviceFlag.Name); dev != "cpu" {
+		drv, err := openDevice(c)
+		if err != nil {
+			return err
+		}
+		defer drv.Close()
+		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c), KeepState: true}
+		where = fmt.Sprintf("%s (%s, %s)", drv.Name(), opt.Stage, opt.Precision)
+		epoch = func(t0 time.Time, _ time.Time, _ int) (epochResult, error) {
+			p.update(fmt.Sprintf("epoch %d/%d on %s", tr.Epoch+1, cfg.Epochs, drv.Name()))
+			return gpuEpoch(c.Context, drv, opt, tr, model, test)
+		}
+	}
+	p.log("training %s on %s: %d parameters, %.1f MFLOPs/image, %d steps/epoch, epochs %d..%d, %s",
+		c.String("arch"), c.String(datasetFlag.Name), g.NumParams(), float64(g.FLOPs())/1e6, tr.StepsPerEpoch(), tr.Epoch+1, cfg.Epochs, where)
 	runStart := time.Now()
 	startEpoch := tr.Epoch
 	for tr.Epoch < cfg.Epochs {
 		t0 := time.Now()
 		steps := tr.StepsPerEpoch()
-		lossSum, lastLR := 0.0, 0.0
-		_, err := tr.RunEpoch(c.Context, func(s nets.StepInfo) {
-			lossSum += s.Loss
-			lastLR = s.LR
-			done := float64(tr.Epoch-startEpoch) + float64(s.Step)/float64(steps)
-			p.update(fmt.Sprintf("epoch %d/%d step %d/%d loss %.4f (mean %.4f) lr %.5f %.0f img/s ETA %s",
-				tr.Epoch+1, cfg.Epochs, s.Step, steps, s.Loss, lossSum/float64(s.Step), s.LR,
-				float64(s.Step*cfg.BatchSize)/time.Since(t0).Seconds(), eta(time.Since(runStart), done, float64(cfg.Epochs-startEpoch))))
-		})
+		res, err := epoch(t0, runStart, startEpoch)
 		switch {
 		case errors.Is(err, context.Canceled):
 			p.log("interrupted during epoch %d; %s keeps epoch %d: continue with --resume", tr.Epoch+1, ckpt, tr.Epoch)
@@ -207,12 +230,7 @@ func runTrain(c *ucli.Context) error {
 		case err != nil:
 			return err
 		}
-		trainSec := time.Since(t0).Seconds()
-		acc, loss, err := nets.Evaluate(c.Context, model, test, 256)
-		if errors.Is(err, context.Canceled) {
-			p.log("interrupted; %s keeps epoch %d: continue with --resume", ckpt, tr.Epoch-1)
-			return fmt.Errorf("interrupted")
-		}
+		acc, loss, lastLR, trainSec := res.acc, res.loss, res.lr, res.trainSec
 		row := trainRow{Epoch: tr.Epoch, TrainLoss: tr.Losses[len(tr.Losses)-1], TestAcc: acc, TestLoss: loss, LR: lastLR,
 			Seconds: time.Since(t0).Seconds(), ImagesPS: float64(min(train.Len(), steps*cfg.BatchSize)) / trainSec}
 		rows = append(rows, row)
@@ -269,4 +287,67 @@ func fingerprintDiff(want, got map[string]string) string {
 	}
 	sort.Strings(diffs)
 	return strings.Join(diffs, "; ")
+}
+
+// epochResult is one training epoch's figures: the test set's accuracy and
+// loss afterwards, the last step's learning rate, the training seconds.
+type epochResult struct{ acc, loss, lr, trainSec float64 }
+
+// cpuEpoch trains one epoch of tr on the CPU, showing progress per step,
+// then evaluates on test.
+func cpuEpoch(ctx context.Context, p *progress, tr *nets.Trainer, model *nets.Model, test *data.Dataset, t0, runStart time.Time, startEpoch int) (epochResult, error) {
+	cfg := tr.Cfg
+	steps := tr.StepsPerEpoch()
+	lossSum, lastLR := 0.0, 0.0
+	_, err := tr.RunEpoch(ctx, func(s nets.StepInfo) {
+		lossSum += s.Loss
+		lastLR = s.LR
+		done := float64(tr.Epoch-startEpoch) + float64(s.Step)/float64(steps)
+		p.update(fmt.Sprintf("epoch %d/%d step %d/%d loss %.4f (mean %.4f) lr %.5f %.0f img/s ETA %s",
+			tr.Epoch+1, cfg.Epochs, s.Step, steps, s.Loss, lossSum/float64(s.Step), s.LR,
+			float64(s.Step*cfg.BatchSize)/time.Since(t0).Seconds(), eta(time.Since(runStart), done, float64(cfg.Epochs-startEpoch))))
+	})
+	if err != nil {
+		return epochResult{}, err
+	}
+	trainSec := time.Since(t0).Seconds()
+	acc, loss, err := nets.Evaluate(ctx, model, test, 256)
+	return epochResult{acc: acc, loss: loss, lr: lastLR, trainSec: trainSec}, err
+}
+
+// gpuEpoch trains epoch tr.Epoch on drv as a population of one, starting
+// from model's state (weights, momentum, running statistics) and bringing
+// the new state back into model and tr, as the CPU trainer leaves them;
+// the population scores the test set with the running statistics
+// (tr.Cfg has no recalibration).
+func gpuEpoch(ctx context.Context, drv cuda.Driver, opt cuda.PopOptions, tr *nets.Trainer, model *nets.Model, test *data.Dataset) (epochResult, error) {
+	cfg, e := tr.Cfg, tr.Epoch
+	opt.FromEpoch, opt.ToEpoch = e, e+1
+	cand := cuda.PopCandidate{Graph: model.G, Cfg: cfg, Init: model}
+	rs, st, err := cuda.TrainPopulation(ctx, drv, tr.Data, test, []cuda.PopCandidate{cand}, opt)
+	if err != nil {
+		return epochResult{}, err
+	}
+	r := rs[0]
+	switch r.Status {
+	case nets.StatusOK:
+	case nets.StatusDiverged:
+		return epochResult{}, nets.ErrDiverged
+	case nets.StatusOOM:
+		return epochResult{}, fmt.Errorf("epoch %d: the network does not fit in %s's memory: %s", e+1, drv.Name(), r.Error)
+	default:
+		return epochResult{}, fmt.Errorf("epoch %d on %s: %s", e+1, drv.Name(), r.Error)
+	}
+	for k := range model.Params {
+		copy(model.Params[k], r.Weights[k])
+		copy(model.Moms[k], r.Moms[k])
+	}
+	for k := range model.Buffers {
+		copy(model.Buffers[k], r.Buffers[k])
+	}
+	spe := tr.StepsPerEpoch()
+	tr.Epoch, tr.Step = e+1, tr.Step+st.StepsPerCandidate
+	tr.Losses = append(tr.Losses, r.Losses...)
+	lr := nets.CosineLR(cfg.LR, cfg.LRMin, (e+1)*spe, spe*cfg.Epochs) // as the CPU's last StepInfo reports it
+	return epochResult{acc: r.ValAcc, loss: r.ValLoss, lr: lr, trainSec: st.TrainSeconds}, nil
 }

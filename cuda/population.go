@@ -61,6 +61,11 @@ func (s Stage) String() string {
 type PopCandidate struct {
 	Graph *nets.Graph
 	Cfg   nets.TrainConfig
+	// Init, when set, is the state to start from (a model of Graph:
+	// parameters, momentum buffers, batch-norm running statistics), as
+	// PopResult's Weights, Moms and Buffers return it; nil starts from the
+	// initial weights nets.NewModel draws with Cfg.Seed and zero momentum.
+	Init *nets.Model
 }
 
 // PopOptions tunes TrainPopulation.
@@ -78,6 +83,16 @@ type PopOptions struct {
 	// KeepWeights downloads each candidate's trained parameters into its
 	// PopResult (tests compare them with the CPU).
 	KeepWeights bool
+	// KeepState downloads the whole training state: parameters (as
+	// KeepWeights), momentum buffers and batch-norm running statistics,
+	// before recalibration: what a later call's PopCandidate.Init resumes
+	// from.
+	KeepState bool
+	// FromEpoch and ToEpoch, when ToEpoch > 0, train only epochs
+	// [FromEpoch, ToEpoch) of the recipes' Epochs, with the batch orders,
+	// learning rates and augmentation those epochs have in the whole run:
+	// a run can go epoch by epoch (evosearch train) and resume.
+	FromEpoch, ToEpoch int
 	// TraceSteps > 0 runs the first TraceSteps training steps of the first
 	// wave with a CUDA event after every launch (and without graph replay)
 	// and reports each launch as a KernelSpan. The steps train as usual.
@@ -102,6 +117,9 @@ type PopResult struct {
 	nets.TrainResult
 	StepLosses []float64
 	Weights    [][]float32
+	// With KeepState: the momentum buffers and batch-norm running
+	// statistics after training (Weights holds the parameters).
+	Moms, Buffers [][]float32
 }
 
 // PopStats describes a TrainPopulation call.
@@ -172,6 +190,7 @@ func (s PopStats) EvalsPerHour() float64 {
 // index, offset and learning-rate tables the kernels read.
 type schedule struct {
 	batch, spe, epochs, total int
+	first                     int   // the run's epoch this schedule starts at
 	stepN                     []int // batch size of step s within an epoch
 	trainIdx, trainOff        []int32
 	lr                        []float32
@@ -181,8 +200,14 @@ type schedule struct {
 	evalIdx, evalOff          []int32
 }
 
-func makeSchedule(cfg nets.TrainConfig, trainLen, valLen int, hasBN bool) schedule {
-	s := schedule{batch: cfg.BatchSize, epochs: cfg.Epochs}
+// makeSchedule lays out epochs [from, to) of cfg's run (to = 0: all of
+// them): the batch orders and learning rates those epochs have in the
+// whole run.
+func makeSchedule(cfg nets.TrainConfig, trainLen, valLen int, hasBN bool, from, to int) schedule {
+	if to <= 0 {
+		from, to = 0, cfg.Epochs
+	}
+	s := schedule{batch: cfg.BatchSize, epochs: to - from, first: from}
 	s.spe = (trainLen + cfg.BatchSize - 1) / cfg.BatchSize
 	if cfg.MaxStepsPerEpoch > 0 {
 		s.spe = min(s.spe, cfg.MaxStepsPerEpoch)
@@ -191,18 +216,19 @@ func makeSchedule(cfg nets.TrainConfig, trainLen, valLen int, hasBN bool) schedu
 	for st := 0; st < s.spe; st++ {
 		s.stepN = append(s.stepN, min(cfg.BatchSize, trainLen-st*cfg.BatchSize))
 	}
-	for e := 0; e < s.epochs; e++ {
+	for e := from; e < to; e++ {
 		// nets.Trainer.RunEpoch's order: a generator seeded by (Seed, epoch).
 		order := data.EpochOrder(trainLen, data.NewRand(int64(cfg.Seed*1000003+uint64(e))))
 		for _, v := range order {
 			s.trainIdx = append(s.trainIdx, int32(v))
 		}
 		for st := 0; st < s.spe; st++ {
-			s.trainOff = append(s.trainOff, int32(e*trainLen+st*cfg.BatchSize))
+			s.trainOff = append(s.trainOff, int32((e-from)*trainLen+st*cfg.BatchSize))
 		}
 	}
-	for t := 0; t < s.total; t++ {
-		s.lr = append(s.lr, float32(nets.CosineLR(cfg.LR, cfg.LRMin, t, s.total)))
+	runSteps := s.spe * cfg.Epochs
+	for t := from * s.spe; t < to*s.spe; t++ {
+		s.lr = append(s.lr, float32(nets.CosineLR(cfg.LR, cfg.LRMin, t, runSteps)))
 	}
 	if cfg.BNCalibration > 0 && hasBN {
 		order := data.EpochOrder(trainLen, data.NewRand(int64(cfg.Seed)+0x6b6e)) // nets.CalibrateBN's
@@ -257,6 +283,7 @@ type popCand struct {
 	sched  schedule
 	stream Stream
 	prec   Precision
+	init   *nets.Model // the state to start from (nil: fresh weights)
 	arena  *Arena
 	bytes  int
 
@@ -484,10 +511,21 @@ func (r *recorder) Launch(kernel string, grid, block Dim3, shared int, _ Stream,
 func (r *recorder) call() *call { return &call{b: &Backend{d: r, prec: r.prec}} }
 
 // gather records the batch assembly of phase ctr from the resident set dd.
+// Training batches are augmented as the recipe says (proxy recipes: not at
+// all), with views drawn from the seed and the run's step number, so an
+// epoch draws the same views whether its run goes in one call or epoch by
+// epoch; calibration and evaluation batches are not augmented.
 func (c *popCand) gather(r *recorder, dd *DeviceDataset, idx, off Tensor, ctr, n int) {
 	cl := r.call()
+	var pad, flip, cut int32
+	seed := int64(c.cfg.Seed)
+	if ctr == ctrTrain {
+		a := c.cfg.Augment
+		pad, flip, cut = i32(a.PadCrop), boolArg(a.Flip), i32(a.Cutout)
+		seed += int64(c.sched.first * c.sched.spe)
+	}
 	cl.ew("gather_batch_sched", n*dd.C*dd.H*dd.W, dd.pixels, dd.labels, idx.Ptr, off.Ptr, c.counters.At(ctr),
-		i32(n), i32(dd.C), i32(dd.H), i32(dd.W), dd.mean, dd.std, i32(0), i32(0), i32(0), int64(c.cfg.Seed), c.x.Ptr, c.y.Ptr)
+		i32(n), i32(dd.C), i32(dd.H), i32(dd.W), dd.mean, dd.std, pad, flip, cut, seed, c.x.Ptr, c.y.Ptr)
 }
 
 func (c *popCand) forward(r *recorder, n int, training bool) {
@@ -839,7 +877,11 @@ func (c *popCand) upload(d Driver, m *nets.Model) error {
 		return err
 	}
 	if c.moms.Len > 0 {
-		if err := d.Memset32(c.moms.Ptr, 0, c.moms.Len); err != nil {
+		if c.init != nil && c.init.Moms != nil {
+			if err := c.moms.Upload(d, flat(m.Moms, c.moms.Len)); err != nil {
+				return err
+			}
+		} else if err := d.Memset32(c.moms.Ptr, 0, c.moms.Len); err != nil {
 			return err
 		}
 	}
@@ -892,10 +934,17 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 	if train == nil || val == nil || train.Len() == 0 || val.Len() == 0 {
 		return nil, stats, fmt.Errorf("%w: empty training or validation set", ErrPopulation)
 	}
+	if opt.ToEpoch > 0 && (opt.FromEpoch < 0 || opt.FromEpoch >= opt.ToEpoch || opt.ToEpoch > cands[0].Cfg.Epochs) {
+		return nil, stats, fmt.Errorf("%w: epochs [%d, %d) of a %d-epoch run", ErrPopulation, opt.FromEpoch, opt.ToEpoch, cands[0].Cfg.Epochs)
+	}
 	first := cands[0].Cfg
 	for i, pc := range cands {
 		if pc.Graph == nil {
 			return nil, stats, fmt.Errorf("%w: candidate %d has no graph", ErrPopulation, i)
+		}
+		if m := pc.Init; m != nil && (m.G != pc.Graph || len(m.Params) != len(pc.Graph.Params) || len(m.Buffers) != len(pc.Graph.Buffers) ||
+			(m.Moms != nil && len(m.Moms) != len(pc.Graph.Params))) {
+			return nil, stats, fmt.Errorf("%w: candidate %d: its initial state is not a model of its graph", ErrPopulation, i)
 		}
 		if err := pc.Cfg.Validate(); err != nil {
 			return nil, stats, fmt.Errorf("%w: candidate %d: %w", ErrPopulation, i, err)
@@ -930,8 +979,8 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 	results := make([]PopResult, len(cands))
 	pcs := make([]*popCand, len(cands))
 	for i, pc := range cands {
-		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, prec: opt.Precision}
-		c.sched = makeSchedule(pc.Cfg, train.Len(), val.Len(), len(pc.Graph.Buffers) > 0)
+		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, prec: opt.Precision, init: pc.Init}
+		c.sched = makeSchedule(pc.Cfg, train.Len(), val.Len(), len(pc.Graph.Buffers) > 0, opt.FromEpoch, opt.ToEpoch)
 		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
 		c.res.Params, c.res.FLOPs = pc.Graph.NumParams(), pc.Graph.FLOPs()
 		pcs[i] = c
@@ -1088,7 +1137,11 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		})
 		if lerr == nil {
 			// PyTorch-style initial weights, drawn as the CPU trainer draws them
-			lerr = c.upload(d, nets.NewModel(c.g, nets.Ref{}, c.cfg.Seed, 1))
+			m := c.init
+			if m == nil {
+				m = nets.NewModel(c.g, nets.Ref{}, c.cfg.Seed, 1)
+			}
+			lerr = c.upload(d, m)
 		}
 		if lerr != nil {
 			return ws, lerr
@@ -1227,13 +1280,17 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 			return ws, err
 		}
 		c.finishTraining(logs, ws.TrainSeconds)
-		if opt.KeepWeights {
-			c.res.Weights = make([][]float32, len(c.paramT))
-			for k, t := range c.paramT {
-				c.res.Weights[k] = make([]float32, t.Len)
-				if err := t.Download(d, c.res.Weights[k]); err != nil {
-					return ws, err
-				}
+		if opt.KeepWeights || opt.KeepState {
+			if c.res.Weights, err = downloadAll(d, c.paramT); err != nil {
+				return ws, err
+			}
+		}
+		if opt.KeepState {
+			if c.res.Moms, err = downloadAll(d, c.momT); err != nil {
+				return ws, err
+			}
+			if c.res.Buffers, err = downloadAll(d, c.bufT); err != nil {
+				return ws, err
 			}
 		}
 		if c.res.Status != nets.StatusDiverged {
@@ -1681,4 +1738,16 @@ func newTracer(d Driver, w *waveRes, cmds []Cmd) (*tracer, error) {
 		return nil
 	}
 	return t, nil
+}
+
+// downloadAll copies every tensor of ts to the host.
+func downloadAll(d Driver, ts []Tensor) ([][]float32, error) {
+	out := make([][]float32, len(ts))
+	for k, t := range ts {
+		out[k] = make([]float32, t.Len)
+		if err := t.Download(d, out[k]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -32,7 +32,7 @@ func TestProxy50Schedule(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := &popCand{idx: i, g: g, cfg: cfg, stream: Stream(i + 1)}
-		c.sched = makeSchedule(cfg, 5000, 1000, len(g.Buffers) > 0)
+		c.sched = makeSchedule(cfg, 5000, 1000, len(g.Buffers) > 0, 0, 0)
 		c.layout(func(n int) Tensor {
 			t := Tensor{Ptr: next, Len: n}
 			next += DevicePtr(AlignedBytes(4 * max(n, 1)))

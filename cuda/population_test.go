@@ -212,7 +212,7 @@ func TestPopulationDivergedAndOOM(t *testing.T) {
 
 	plan := func(pc PopCandidate) int64 {
 		c := &popCand{g: pc.Graph, cfg: pc.Cfg}
-		c.sched = makeSchedule(pc.Cfg, f.train.Len(), f.val.Len(), len(pc.Graph.Buffers) > 0)
+		c.sched = makeSchedule(pc.Cfg, f.train.Len(), f.val.Len(), len(pc.Graph.Buffers) > 0, 0, 0)
 		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
 		return int64(c.bytes)
 	}
@@ -359,5 +359,66 @@ func TestPopulationTraceSpans(t *testing.T) {
 				t.Errorf("%v candidate %d: traced losses %v, untraced %v", stage, i, rs[i].StepLosses, plain[i].StepLosses)
 			}
 		}
+	}
+}
+
+// TestPopulationEpochByEpoch: a run trained one epoch per call, each call
+// starting from the state the last one returned (KeepState, Init), ends
+// exactly where the same run in one call ends: same step losses, weights,
+// momentum, running statistics and scores. With augmentation on, this
+// also holds the views to the run's step numbers.
+func TestPopulationEpochByEpoch(t *testing.T) {
+	d := testDriver(t)
+	f := newPopFixture(t, 3)
+	pc := f.cands[1]
+	pc.Cfg.Augment = data.Augment{PadCrop: 1, Flip: true, Cutout: 3}
+	whole, _, err := TrainPopulation(context.Background(), d, f.train, f.val, []PopCandidate{pc}, PopOptions{KeepState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []float64
+	var last PopResult
+	for e := 0; e < pc.Cfg.Epochs; e++ {
+		c := pc
+		if e > 0 {
+			c.Init = &nets.Model{G: pc.Graph, Params: last.Weights, Moms: last.Moms, Buffers: last.Buffers}
+		}
+		rs, st, err := TrainPopulation(context.Background(), d, f.train, f.val, []PopCandidate{c}, PopOptions{KeepState: true, FromEpoch: e, ToEpoch: e + 1})
+		if err != nil {
+			t.Fatalf("epoch %d: %v", e, err)
+		}
+		if st.StepsPerCandidate != 2 {
+			t.Errorf("epoch %d: %d steps, want 2", e, st.StepsPerCandidate)
+		}
+		last = rs[0]
+		steps = append(steps, last.StepLosses...)
+	}
+	w := whole[0]
+	if w.Status != nets.StatusOK || last.Status != nets.StatusOK {
+		t.Fatalf("status %s and %s", w.Status, last.Status)
+	}
+	if fmt.Sprint(steps) != fmt.Sprint(w.StepLosses) {
+		t.Errorf("step losses epoch by epoch %v, in one call %v", steps, w.StepLosses)
+	}
+	for name, pair := range map[string][2][][]float32{"weights": {last.Weights, w.Weights}, "momentum": {last.Moms, w.Moms}, "running statistics": {last.Buffers, w.Buffers}} {
+		if fmt.Sprint(pair[0]) != fmt.Sprint(pair[1]) {
+			t.Errorf("%s differ between the epoch-by-epoch run and the one-call run", name)
+		}
+	}
+	if last.ValAcc != w.ValAcc || last.ValLoss != w.ValLoss {
+		t.Errorf("scores %v/%v epoch by epoch, %v/%v in one call", last.ValAcc, last.ValLoss, w.ValAcc, w.ValLoss)
+	}
+	// Augmentation changes the training: the same run without it ends
+	// elsewhere.
+	plain := f.cands[1]
+	rs, _, err := TrainPopulation(context.Background(), d, f.train, f.val, []PopCandidate{plain}, PopOptions{KeepState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rs[0].StepLosses) == fmt.Sprint(w.StepLosses) {
+		t.Error("augmented and plain runs have the same losses: no augmentation applied")
+	}
+	if _, _, err := TrainPopulation(context.Background(), d, f.train, f.val, []PopCandidate{pc}, PopOptions{FromEpoch: 1, ToEpoch: 3}); err == nil {
+		t.Error("epochs [1, 3) of a 2-epoch run accepted")
 	}
 }
