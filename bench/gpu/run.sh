@@ -198,6 +198,12 @@ if [ -x "$bin" ]; then
 	step search-gpu 120 "$bin" search --dataset synthetic --search-space darts-like --generations 2 \
 		--popsize 4 --proxy-epochs 1 --device cuda --seed 1 --output "$out/search-gpu"
 fi
+if [ -x "$bin" ] && "$bin" train --help 2>&1 | grep -q -- '--gpu-precision'; then
+	# the single-network figure to hold against torch-train-gpu: DARTS_V2,
+	# C=16, L=5, batch 64 (metrics.csv's images_per_s)
+	step train-gpu 120 "$bin" train --arch darts_v2 --dataset synthetic --channels 16 --layers 5 --epochs 2 \
+		--max-steps 40 --device cuda --gpu-precision tf32 --output "$out/train-gpu"
+fi
 if $has_torch && [ -f "$here/torch_darts.py" ]; then
 	step torch-train-gpu 90 python3 "$here/torch_darts.py" train --device cuda --steps 50
 else
