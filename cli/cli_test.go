@@ -127,18 +127,7 @@ func TestTrainResumeMatchesUninterrupted(t *testing.T) {
 	}
 
 	part := filepath.Join(dir, "part")
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for ctx.Err() == nil {
-			if _, err := os.Stat(filepath.Join(part, "checkpoint.safetensors")); err == nil {
-				cancel()
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	code, _, stderr := run(ctx, args(part)...)
-	cancel()
+	code, stderr := runUntilCheckpoint(args(part), part)
 	if code == 0 {
 		t.Log("the run finished before it could be interrupted; resuming a finished run")
 	} else if !strings.Contains(stderr, "--resume") {
@@ -161,6 +150,24 @@ func TestTrainResumeMatchesUninterrupted(t *testing.T) {
 			t.Errorf("%s differs between the uninterrupted and the resumed run:\n%s\n---\n%s", f, a, b)
 		}
 	}
+}
+
+// runUntilCheckpoint runs the command in args as Ctrl-C would stop it:
+// cancelled as soon as out holds a checkpoint.safetensors.
+func runUntilCheckpoint(args []string, out string) (int, string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(out, "checkpoint.safetensors")); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	code, _, stderr := run(ctx, args...)
+	return code, stderr
 }
 
 // dropTimes keeps metrics.csv's columns that do not depend on the clock.

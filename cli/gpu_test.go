@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/naturecast/evosearch/nets"
 )
@@ -168,18 +166,7 @@ func TestTrainDeviceCudaEmu(t *testing.T) {
 
 	// A run the CPU starts and the GPU finishes: interrupted once its
 	// first checkpoint exists, then resumed on the emulated GPU.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for ctx.Err() == nil {
-			if _, err := os.Stat(filepath.Join(mixed, "checkpoint.safetensors")); err == nil {
-				cancel()
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	code, _, stderr = run(ctx, args(mixed)...)
-	cancel()
+	code, stderr = runUntilCheckpoint(args(mixed), mixed)
 	if code == 0 {
 		t.Log("the cpu run finished before it could be interrupted; resuming a finished run")
 	} else if !strings.Contains(stderr, "--resume") {

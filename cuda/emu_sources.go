@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "6d5a96bd61b6d32bb2d94517fe8625a244075f81b13d3df67a6f11864d62a9e7"
+const emuSourcesDigest = "1945f78b43037df2f32027e4bf6047e00a028467bffe3f99e451aaf181b9f154"

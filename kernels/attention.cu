@@ -286,30 +286,34 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 // attention_bwd_dq_d<D>(x, dy, lse, delta, dx, C, P, heads) and
 // attention_bwd_dkdv_d<D>(same): the dq, and the dk and dv, parts of
 // nets.RefAttentionBackward, added into the Q, K and V channels of dx.
-#define EVO_ATT_KERNELS(D)                                                                                       \
-    extern "C" __global__ void attention_fwd_d##D(const float* __restrict__ x, float* __restrict__ y,           \
-                                                  float* __restrict__ lse, const float* __restrict__ dy,        \
-                                                  float* __restrict__ delta, int C, int P, int heads) {         \
+// EVO_ATT_KERNEL_SET(NAME, IMPL, D) defines and registers NAME_fwd_d<D>,
+// NAME_bwd_dq_d<D> and NAME_bwd_dkdv_d<D> over the bodies IMPL_fwd<D>,
+// IMPL_bwd_dq<D> and IMPL_bwd_dkdv<D> (the tensor-core set below uses it
+// too).
+#define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                                       \
+    extern "C" __global__ void NAME##_fwd_d##D(const float* __restrict__ x, float* __restrict__ y,             \
+                                               float* __restrict__ lse, const float* __restrict__ dy,          \
+                                               float* __restrict__ delta, int C, int P, int heads) {           \
         extern __shared__ float smem[];                                                                          \
-        evo_attn_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem);                                                \
+        IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem);                                                  \
     }                                                                                                            \
-    EVO_REGISTER(attention_fwd_d##D);                                                                            \
-    extern "C" __global__ void attention_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy,  \
-                                                     const float* __restrict__ lse,                             \
-                                                     const float* __restrict__ delta, float* __restrict__ dx,   \
-                                                     int C, int P, int heads, int set) {                        \
+    EVO_REGISTER(NAME##_fwd_d##D);                                                                               \
+    extern "C" __global__ void NAME##_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy,    \
+                                                  const float* __restrict__ lse, const float* __restrict__ delta, \
+                                                  float* __restrict__ dx, int C, int P, int heads, int set) {     \
         extern __shared__ float smem[];                                                                          \
-        evo_attn_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                       \
+        IMPL##_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                         \
     }                                                                                                            \
-    EVO_REGISTER(attention_bwd_dq_d##D);                                                                         \
-    extern "C" __global__ void attention_bwd_dkdv_d##D(const float* __restrict__ x, const float* __restrict__ dy,\
-                                                       const float* __restrict__ lse,                           \
-                                                       const float* __restrict__ delta, float* __restrict__ dx, \
-                                                       int C, int P, int heads, int set) {                      \
+    EVO_REGISTER(NAME##_bwd_dq_d##D);                                                                            \
+    extern "C" __global__ void NAME##_bwd_dkdv_d##D(const float* __restrict__ x, const float* __restrict__ dy,  \
+                                                    const float* __restrict__ lse,                               \
+                                                    const float* __restrict__ delta, float* __restrict__ dx,     \
+                                                    int C, int P, int heads, int set) {                          \
         extern __shared__ float smem[];                                                                          \
-        evo_attn_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                     \
+        IMPL##_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                       \
     }                                                                                                            \
-    EVO_REGISTER(attention_bwd_dkdv_d##D);
+    EVO_REGISTER(NAME##_bwd_dkdv_d##D);
+#define EVO_ATT_KERNELS(D) EVO_ATT_KERNEL_SET(attention, evo_attn, D)
 
 EVO_ATT_KERNELS(4)
 EVO_ATT_KERNELS(8)
@@ -405,6 +409,25 @@ static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __r
     for (int e = threadIdx.x; e < D * COLS; e += blockDim.x) {
         const int j = e / COLS, t = e % COLS;
         dst[j * LD + t] = (j < d && c0 + t < P) ? evo_tf32(src[(long long)j * P + c0 + t] * mul) : 0.0f;
+    }
+}
+
+// evo_tc_own2 stages the block's 64 rows (from r0) of two operands, src1
+// times mul1 and src2, at smem (2*D*LDR floats) and loads this warp's 16
+// rows of each into a1[D/8] and a2[D/8]. The staging area is free again
+// after the caller's next __syncthreads.
+template <int D>
+static __device__ __forceinline__ void evo_tc_own2(evo_tc_acol* a1, evo_tc_acol* a2, const float* __restrict__ src1,
+                                                   float mul1, const float* __restrict__ src2, int d, int P, int r0,
+                                                   float* smem) {
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, src1, d, P, r0, mul1);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, src2, d, P, r0, 1.0f);
+    __syncthreads();
+    const int warp = threadIdx.x / EVO_WARP;
+#pragma unroll
+    for (int kk = 0; kk < D / 8; kk++) {
+        evo_wmma::load_matrix_sync(a1[kk], smem + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
+        evo_wmma::load_matrix_sync(a2[kk], smem + D * EVO_TC_LDR + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
     }
 }
 
@@ -578,15 +601,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     const float* v = q + 2LL * C * P;
     const float* g = dy + ((long long)n * C + h * d) * P;
 
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, q, d, P, i0, scale);
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, g, d, P, i0, 1.0f);
-    __syncthreads();
     evo_tc_acol qa[D / 8], ga[D / 8];
-#pragma unroll
-    for (int kk = 0; kk < D / 8; kk++) {
-        evo_wmma::load_matrix_sync(qa[kk], smem + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
-        evo_wmma::load_matrix_sync(ga[kk], smem + D * EVO_TC_LDR + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
-    }
+    evo_tc_own2<D>(qa, ga, q, scale, g, d, P, i0, smem);
     evo_tc_acc dq[D / 16];
 #pragma unroll
     for (int nb = 0; nb < D / 16; nb++) evo_wmma::fill_fragment(dq[nb], 0.0f);
@@ -648,15 +664,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     const float* g = dy + ((long long)n * C + h * d) * P;
     const long long rows = ((long long)n * heads + h) * P;
 
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, k, d, P, t0b, 1.0f);
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, v, d, P, t0b, 1.0f);
-    __syncthreads();
     evo_tc_acol ka[D / 8], va[D / 8];
-#pragma unroll
-    for (int kk = 0; kk < D / 8; kk++) {
-        evo_wmma::load_matrix_sync(ka[kk], smem + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
-        evo_wmma::load_matrix_sync(va[kk], smem + D * EVO_TC_LDR + kk * 8 * EVO_TC_LDR + warp * 16, EVO_TC_LDR);
-    }
+    evo_tc_own2<D>(ka, va, k, 1.0f, v, d, P, t0b, smem);
     evo_tc_acc dk[D / 16], dv[D / 16];
 #pragma unroll
     for (int nb = 0; nb < D / 16; nb++) {
@@ -704,30 +713,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
 }
 
 // attention_tc_fwd_d<D>, attention_tc_bwd_dq_d<D>, attention_tc_bwd_dkdv_d<D>
-// for D = 16, 32, 64; the host picks D = evo_attn_tc_cap(d) (cuda.attnTCCap).
-#define EVO_ATT_TC_KERNELS(D)                                                                                      \
-    extern "C" __global__ void attention_tc_fwd_d##D(const float* __restrict__ x, float* __restrict__ y,         \
-                                                     float* __restrict__ lse, const float* __restrict__ dy,      \
-                                                     float* __restrict__ delta, int C, int P, int heads) {       \
-        extern __shared__ float smem[];                                                                            \
-        evo_attn_tc_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem);                                               \
-    }                                                                                                              \
-    EVO_REGISTER(attention_tc_fwd_d##D);                                                                           \
-    extern "C" __global__ void attention_tc_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy, \
-                                                        const float* __restrict__ lse,                            \
-                                                        const float* __restrict__ delta, float* __restrict__ dx,  \
-                                                        int C, int P, int heads, int set) {                       \
-        extern __shared__ float smem[];                                                                            \
-        evo_attn_tc_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                      \
-    }                                                                                                              \
-    EVO_REGISTER(attention_tc_bwd_dq_d##D);                                                                        \
-    extern "C" __global__ void attention_tc_bwd_dkdv_d##D(                                                         \
-        const float* __restrict__ x, const float* __restrict__ dy, const float* __restrict__ lse,                 \
-        const float* __restrict__ delta, float* __restrict__ dx, int C, int P, int heads, int set) {              \
-        extern __shared__ float smem[];                                                                            \
-        evo_attn_tc_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                    \
-    }                                                                                                              \
-    EVO_REGISTER(attention_tc_bwd_dkdv_d##D);
+// for D = 16, 32, 64; the host picks the smallest D >= d (cuda.attnTCCaps).
+#define EVO_ATT_TC_KERNELS(D) EVO_ATT_KERNEL_SET(attention_tc, evo_attn_tc, D)
 
 EVO_ATT_TC_KERNELS(16)
 EVO_ATT_TC_KERNELS(32)
