@@ -225,9 +225,9 @@ func runSearch(c *ucli.Context) error {
 	b := outcome.Best
 	fmt.Fprintf(w, "best proxy accuracy %.4f (generation %d, candidate %d; %d params, %.1f MFLOPs at the proxy size): %s\n",
 		b.Fitness, b.Generation+1, b.Index, b.Params, float64(b.FLOPs)/1e6, filepath.Join(out, evo.BestArchFile))
-	dev := ""
-	if d := c.String(deviceFlag.Name); d != "cpu" {
-		dev = " --device " + d
+	dev := "" // the emulator is for checking, not for 600 epochs
+	if c.String(deviceFlag.Name) == "cuda" {
+		dev = " --device cuda"
 	}
 	fmt.Fprintf(w, "train it in full with: evosearch train --arch %s --dataset %s --epochs 600%s --output %s\n",
 		out, c.String(datasetFlag.Name), dev, filepath.Join(out, "train"))
