@@ -176,6 +176,20 @@ func TestTrainDeviceCudaEmu(t *testing.T) {
 		t.Fatalf("resume on cuda-emu: exit %d: %s", code, stderr)
 	}
 	sameMetrics(t, "cpu then cuda-emu", want, metricsRows(t, mixed))
+
+	// And the other way: the GPU's checkpoint carries the step count the
+	// CPU's learning rate follows.
+	back := filepath.Join(dir, "back")
+	code, stderr = runUntilCheckpoint(args(back, "--device", "cuda-emu"), back)
+	if code == 0 {
+		t.Log("the cuda-emu run finished before it could be interrupted; resuming a finished run")
+	} else if !strings.Contains(stderr, "--resume") {
+		t.Fatalf("interrupted cuda-emu run: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(args(back, "--resume")...); code != 0 {
+		t.Fatalf("resume on the cpu: exit %d: %s", code, stderr)
+	}
+	sameMetrics(t, "cuda-emu then cpu", want, metricsRows(t, back))
 }
 
 // metricsRows reads a train output folder's metrics.csv: epoch, train

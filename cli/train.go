@@ -220,13 +220,14 @@ func runTrain(c *ucli.Context) error {
 	for tr.Epoch < cfg.Epochs {
 		t0 := time.Now()
 		steps := tr.StepsPerEpoch()
+		e := tr.Epoch // the CPU trainer counts the epoch done before its test-set scoring
 		res, err := epoch(t0, runStart, startEpoch)
 		switch {
 		case errors.Is(err, context.Canceled):
-			p.log("interrupted during epoch %d; %s keeps epoch %d: continue with --resume", tr.Epoch+1, ckpt, tr.Epoch)
+			p.log("interrupted during epoch %d; %s keeps epoch %d: continue with --resume", e+1, ckpt, e)
 			return fmt.Errorf("interrupted")
 		case errors.Is(err, nets.ErrDiverged):
-			return fmt.Errorf("epoch %d: %w; try a lower --lr", tr.Epoch+1, err)
+			return fmt.Errorf("epoch %d: %w; try a lower --lr", e+1, err)
 		case err != nil:
 			return err
 		}
@@ -323,6 +324,7 @@ func cpuEpoch(ctx context.Context, p *progress, tr *nets.Trainer, model *nets.Mo
 func gpuEpoch(ctx context.Context, drv cuda.Driver, opt cuda.PopOptions, tr *nets.Trainer, model *nets.Model, test *data.Dataset) (epochResult, error) {
 	cfg, e := tr.Cfg, tr.Epoch
 	opt.FromEpoch, opt.ToEpoch = e, e+1
+	cfg.BNCalibration = 0 // score with the running statistics, as the CPU's train does
 	cand := cuda.PopCandidate{Graph: model.G, Cfg: cfg, Init: model}
 	rs, st, err := cuda.TrainPopulation(ctx, drv, tr.Data, test, []cuda.PopCandidate{cand}, opt)
 	if err != nil {
@@ -332,7 +334,12 @@ func gpuEpoch(ctx context.Context, drv cuda.Driver, opt cuda.PopOptions, tr *net
 	switch r.Status {
 	case nets.StatusOK:
 	case nets.StatusDiverged:
-		return epochResult{}, nets.ErrDiverged
+		// The population also calls a non-finite test loss diverged; the
+		// CPU's train records it and goes on, and so does this when
+		// every training step's loss was finite.
+		if len(r.StepLosses) < st.StepsPerCandidate {
+			return epochResult{}, nets.ErrDiverged
+		}
 	case nets.StatusOOM:
 		return epochResult{}, fmt.Errorf("epoch %d: the network does not fit in %s's memory: %s", e+1, drv.Name(), r.Error)
 	default:
