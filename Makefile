@@ -127,7 +127,8 @@ gpu-bundle: kernels
 	done
 	cp bench/gpu/run.sh $(BUNDLE)/run.sh && chmod +x $(BUNDLE)/run.sh
 	cp bench/torch_darts.py bench/torch_population.py $(BUNDLE)/
-	cp $(FATBIN) $(PTXAS_LOG) $(BUNDLE)/
+	@# the fatbin itself is embedded in both binaries; its ptxas report travels
+	cp $(PTXAS_LOG) $(BUNDLE)/
 	@# compute-sanitizer is part of the toolkit, not the driver: carry it (its
 	@# binary and injection libraries) for hosts that lack it, when it fits
 	@# in the bundle's size limit (run.sh uses the host's own otherwise).

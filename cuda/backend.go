@@ -1056,6 +1056,20 @@ const (
 
 func attnCap(d int) int { return capOf(attnCaps, d) }
 
+// attnLaunch is the block and the dynamic shared bytes of the forward, dq
+// and dk/dv kernels for head-size cap D, tensor-core (tc) or not
+// (kernels/attention.cu states the same sizes).
+func attnLaunch(tc bool, D int) (block Dim3, fwdB, dqB, dkdvB int) {
+	if tc {
+		fwdB = 4 * (attnTCLDR*D + 2*attnTCLDT*D + 4*attnTCTile)
+		dqB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*4*attnTCTile)
+		dkdvB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*attnTile+2*4*attnTCTile)
+		return Dim3{X: attnTCThreads}, fwdB, dqB, dkdvB
+	}
+	fwdB = 4 * 2 * (D + 4) * attnTile // two tiles, rows padded to D+4
+	return Dim3{X: attnRows}, fwdB, fwdB, fwdB + 4*2*attnTile
+}
+
 func capOf(caps []int, d int) int {
 	for _, c := range caps {
 		if d <= c {
@@ -1077,22 +1091,12 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
 	grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}
-	var (
-		prefix           = "attention_"
-		D                int
-		block            Dim3
-		fwdB, dqB, dkdvB int // dynamic shared bytes
-	)
-	if c.b.prec == TF32 {
-		prefix, D, block = "attention_tc_", capOf(attnTCCaps, d), Dim3{X: attnTCThreads}
-		fwdB = 4 * (attnTCLDR*D + 2*attnTCLDT*D + 4*attnTCTile)
-		dqB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*4*attnTCTile)
-		dkdvB = 4 * max(2*attnTCLDR*D, 2*attnTCLDT*D+2*attnTile+2*4*attnTCTile)
-	} else {
-		D, block = attnCap(d), Dim3{X: attnRows}
-		fwdB = 4 * 2 * (D + 4) * attnTile // two tiles, rows padded to D+4
-		dqB, dkdvB = fwdB, fwdB+4*2*attnTile
+	tc := c.b.prec == TF32
+	prefix, D := "attention_", attnCap(d)
+	if tc {
+		prefix, D = "attention_tc_", capOf(attnTCCaps, d)
 	}
+	block, fwdB, dqB, dkdvB := attnLaunch(tc, D)
 	dims := []any{i32(os.C), i32(p), i32(heads)}
 	fwd := fmt.Sprintf("%sfwd_d%d", prefix, D)
 	if dy.Len == 0 {

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "1945f78b43037df2f32027e4bf6047e00a028467bffe3f99e451aaf181b9f154"
+const emuSourcesDigest = "37e0859a8395e2928aed5178881b0c7b1b4bf6adc6e5d8707b36d48147ba2f04"

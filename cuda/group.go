@@ -26,7 +26,7 @@ import (
 // against the emulator's registry.
 var groupedKernels = map[string]bool{
 	// elementwise.cu
-	"relu_fwd": true, "attention_delta": true, "relu_bwd": true, "add2_fwd": true, "add_acc": true, "fill_f32": true,
+	"relu_fwd": true, "relu_bwd": true, "add2_fwd": true, "add_acc": true, "fill_f32": true,
 	"concat_copy": true, "concat_bwd": true, "global_avg_pool_fwd": true, "global_avg_pool_bwd": true,
 	"strided_gather": true, "strided_scatter_add": true,
 	// gemm.cu, linear.cu
@@ -41,6 +41,20 @@ var groupedKernels = map[string]bool{
 	"softmax_xent": true, "reduce_sum": true, "sumsq_partial": true, "sgd_update": true, "gather_batch": true,
 	// sched.cu
 	"gather_batch_sched": true, "loss_log": true, "count_log": true, "sgd_update_sched": true, "counter_add": true,
+}
+
+// Attention (attention.cu): every head-size variant of both kernel sets,
+// and attention_delta.
+func init() {
+	groupedKernels["attention_delta"] = true
+	for _, kind := range []string{"fwd", "bwd_dq", "bwd_dkdv"} {
+		for _, d := range attnCaps {
+			groupedKernels[fmt.Sprintf("attention_%s_d%d", kind, d)] = true
+		}
+		for _, d := range attnTCCaps {
+			groupedKernels[fmt.Sprintf("attention_tc_%s_d%d", kind, d)] = true
+		}
+	}
 }
 
 // groupedSuffix ends the name of every grouped variant.

@@ -176,6 +176,41 @@ func ew1(n int, bufs []gbuf, args ...any) ginst {
 
 func bufs(b ...gbuf) []gbuf { return b }
 
+// Attention's head-size variants (both kernel sets): instances of several
+// head counts, sizes d <= D (padding rows), positions P across one or more
+// 64-row blocks and 32-column tiles, batches of 1 and 2.
+func init() {
+	for _, tc := range []bool{false, true} {
+		caps, prefix := attnCaps, "attention_"
+		if tc {
+			caps, prefix = attnTCCaps, "attention_tc_"
+		}
+		for _, D := range caps {
+			block, fwdB, dqB, dkdvB := attnLaunch(tc, D)
+			for _, kind := range []string{"fwd", "bwd_dq", "bwd_dkdv"} {
+				shared := map[string]int{"fwd": fwdB, "bwd_dq": dqB, "bwd_dkdv": dkdvB}[kind]
+				groupCases[fmt.Sprintf("%s%s_d%d", prefix, kind, D)] = gcase{block: block, insts: func(r *rand.Rand) []ginst {
+					var out []ginst
+					for i, s := range [][4]int{{1, D, 70, 2}, {2, max(D/2+1, 1), 5, 1}, {1, max(D-1, 1), 33, 1}} { // heads, d, P, N
+						heads, d, p, n := s[0], s[1], s[2], s[3]
+						c := heads * d
+						grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: n}
+						x, dy, rows := n*3*c*p, n*c*p, n*heads*p
+						if kind == "fwd" {
+							out = append(out, ginst{grid: grid, shared: shared, bufs: bufs(rnd(r, x), poison(dy), poison(rows), rnd(r, dy), poison(rows)),
+								args: []any{bref(0), bref(1), bref(2), bref(3), bref(4), i32(c), i32(p), i32(heads)}})
+							continue
+						}
+						out = append(out, ginst{grid: grid, shared: shared, bufs: bufs(rnd(r, x), rnd(r, dy), rnd(r, rows), rnd(r, rows), rnd(r, x)),
+							args: []any{bref(0), bref(1), bref(2), bref(3), bref(4), i32(c), i32(p), i32(heads), i32(i % 2)}})
+					}
+					return out
+				}}
+			}
+		}
+	}
+}
+
 // groupCases holds a test for every kernel with a grouped variant.
 var groupCases = map[string]gcase{
 	"relu_fwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
@@ -778,8 +813,8 @@ func TestGroupedKernelsRegistered(t *testing.T) {
 			t.Errorf("TestGroupedMatchesPlain tests %s, which GroupedKernel does not know", k)
 		}
 	}
-	if name, ok := GroupedKernel("attention_fwd_d16"); ok {
-		t.Errorf("GroupedKernel(attention_fwd_d16) = %q, true; attention has no grouped variant", name)
+	if name, ok := GroupedKernel("softmax_xent_nosuch"); ok {
+		t.Errorf("GroupedKernel(softmax_xent_nosuch) = %q, true; an unknown kernel has no grouped variant", name)
 	}
 }
 

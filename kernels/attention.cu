@@ -99,12 +99,12 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x, float* __restrict__ y,
                                                     float* __restrict__ lse, const float* __restrict__ dy,
                                                     float* __restrict__ delta, int C, int P, int heads,
-                                                    float* smem) {
+                                                    float* smem, const evo_grid& vg) {
     float* ks = smem;
     float* vs = smem + (D + 4) * EVO_ATT_TILE;
     const int d = C / heads;
-    const int h = blockIdx.y, n = blockIdx.z;
-    const int i = blockIdx.x * EVO_ATT_ROWS + threadIdx.x;
+    const int h = vg.by, n = vg.bz;
+    const int i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
     const float scale = 1.0f / sqrtf((float)d);
     const float* q = x + ((long long)n * 3 * C + h * d) * P;
@@ -168,12 +168,12 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
                                                        const float* __restrict__ lse,
                                                        const float* __restrict__ delta, float* __restrict__ dx,
-                                                       int C, int P, int heads, int set, float* smem) {
+                                                       int C, int P, int heads, int set, float* smem, const evo_grid& vg) {
     float* ks = smem;
     float* vs = smem + (D + 4) * EVO_ATT_TILE;
     const int d = C / heads;
-    const int h = blockIdx.y, n = blockIdx.z;
-    const int i = blockIdx.x * EVO_ATT_ROWS + threadIdx.x;
+    const int h = vg.by, n = vg.bz;
+    const int i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
     const float scale = 1.0f / sqrtf((float)d);
     const long long base = ((long long)n * 3 * C + h * d) * P;
@@ -217,14 +217,14 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict__ x, const float* __restrict__ dy,
                                                          const float* __restrict__ lse,
                                                          const float* __restrict__ delta, float* __restrict__ dx,
-                                                         int C, int P, int heads, int set, float* smem) {
+                                                         int C, int P, int heads, int set, float* smem, const evo_grid& vg) {
     float* qs = smem;
     float* gs = smem + (D + 4) * EVO_ATT_TILE;
     float* ls = smem + 2 * (D + 4) * EVO_ATT_TILE;
     float* ds_ = ls + EVO_ATT_TILE;
     const int d = C / heads;
-    const int h = blockIdx.y, n = blockIdx.z;
-    const int t = blockIdx.x * EVO_ATT_ROWS + threadIdx.x;  // this thread's key
+    const int h = vg.by, n = vg.bz;
+    const int t = vg.bx * EVO_ATT_ROWS + threadIdx.x;  // this thread's key
     const bool live = t < P;
     const float scale = 1.0f / sqrtf((float)d);
     const long long base = ((long long)n * 3 * C + h * d) * P;
@@ -287,32 +287,52 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 // attention_bwd_dkdv_d<D>(same): the dq, and the dk and dv, parts of
 // nets.RefAttentionBackward, added into the Q, K and V channels of dx.
 // EVO_ATT_KERNEL_SET(NAME, IMPL, D) defines and registers NAME_fwd_d<D>,
-// NAME_bwd_dq_d<D> and NAME_bwd_dkdv_d<D> over the bodies IMPL_fwd<D>,
-// IMPL_bwd_dq<D> and IMPL_bwd_dkdv<D> (the tensor-core set below uses it
-// too).
-#define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                                       \
-    extern "C" __global__ void NAME##_fwd_d##D(const float* __restrict__ x, float* __restrict__ y,             \
-                                               float* __restrict__ lse, const float* __restrict__ dy,          \
-                                               float* __restrict__ delta, int C, int P, int heads) {           \
-        extern __shared__ float smem[];                                                                          \
-        IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem);                                                  \
-    }                                                                                                            \
-    EVO_REGISTER(NAME##_fwd_d##D);                                                                               \
-    extern "C" __global__ void NAME##_bwd_dq_d##D(const float* __restrict__ x, const float* __restrict__ dy,    \
-                                                  const float* __restrict__ lse, const float* __restrict__ delta, \
-                                                  float* __restrict__ dx, int C, int P, int heads, int set) {     \
-        extern __shared__ float smem[];                                                                          \
-        IMPL##_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                         \
-    }                                                                                                            \
-    EVO_REGISTER(NAME##_bwd_dq_d##D);                                                                            \
-    extern "C" __global__ void NAME##_bwd_dkdv_d##D(const float* __restrict__ x, const float* __restrict__ dy,  \
-                                                    const float* __restrict__ lse,                               \
-                                                    const float* __restrict__ delta, float* __restrict__ dx,     \
-                                                    int C, int P, int heads, int set) {                          \
-        extern __shared__ float smem[];                                                                          \
-        IMPL##_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem);                                       \
-    }                                                                                                            \
-    EVO_REGISTER(NAME##_bwd_dkdv_d##D);
+// NAME_bwd_dq_d<D> and NAME_bwd_dkdv_d<D>, each with its grouped variant
+// (evo_cuda.h, EVO_KERNELS), over the bodies IMPL_fwd<D>, IMPL_bwd_dq<D>
+// and IMPL_bwd_dkdv<D> (the tensor-core set below uses it too). Population
+// training fuses the candidates' attentions into one launch: at 16x16 and
+// 8x8 one candidate's grid is too small to fill a GPU. Every name needs its
+// EVO_PARAMS_ entry, one of the two lists here.
+#define EVO_ATT_FWD_PARAMS(X)                                                                             \
+    X(const float* __restrict__, x) X(float* __restrict__, y) X(float* __restrict__, lse)                 \
+    X(const float* __restrict__, dy) X(float* __restrict__, delta) X(int, C) X(int, P) X(int, heads)
+#define EVO_ATT_BWD_PARAMS(X)                                                                             \
+    X(const float* __restrict__, x) X(const float* __restrict__, dy) X(const float* __restrict__, lse)    \
+    X(const float* __restrict__, delta) X(float* __restrict__, dx) X(int, C) X(int, P) X(int, heads) X(int, set)
+#define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                     \
+    EVO_BODY(NAME##_fwd_d##D) {                                                               \
+        EVO_UNPACK(NAME##_fwd_d##D);                                                          \
+        extern __shared__ float smem[];                                                       \
+        IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem, g);                            \
+    }                                                                                         \
+    EVO_KERNELS(NAME##_fwd_d##D);                                                             \
+    EVO_BODY(NAME##_bwd_dq_d##D) {                                                            \
+        EVO_UNPACK(NAME##_bwd_dq_d##D);                                                       \
+        extern __shared__ float smem[];                                                       \
+        IMPL##_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g);                   \
+    }                                                                                         \
+    EVO_KERNELS(NAME##_bwd_dq_d##D);                                                          \
+    EVO_BODY(NAME##_bwd_dkdv_d##D) {                                                          \
+        EVO_UNPACK(NAME##_bwd_dkdv_d##D);                                                     \
+        extern __shared__ float smem[];                                                       \
+        IMPL##_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g);                 \
+    }                                                                                         \
+    EVO_KERNELS(NAME##_bwd_dkdv_d##D);
+#define EVO_PARAMS_attention_fwd_d4 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_fwd_d8 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_fwd_d16 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_fwd_d32 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_fwd_d64 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dq_d4 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dq_d8 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dq_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dq_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dq_d64 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dkdv_d4 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dkdv_d8 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dkdv_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dkdv_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_bwd_dkdv_d64 EVO_ATT_BWD_PARAMS
 #define EVO_ATT_KERNELS(D) EVO_ATT_KERNEL_SET(attention, evo_attn, D)
 
 EVO_ATT_KERNELS(4)
@@ -485,15 +505,15 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__ x, float* __restrict__ y,
                                                        float* __restrict__ lse, const float* __restrict__ dy,
                                                        float* __restrict__ delta, int C, int P, int heads,
-                                                       float* smem) {
+                                                       float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
     float* qo = smem;                          // [D][LDR] Q, then the warps' [16][D] outputs
     float* ks = smem + D * EVO_TC_LDR;         // [D][LDT]
     float* vs = ks + D * EVO_TC_LDT;           // [D][LDT]
     float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // this warp's scores
     float* os = qo + warp * 16 * D;            // this warp's output rows
-    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
-    const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const int d = C / heads, h = vg.by, n = vg.bz;
+    const int i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
     const float scale = 1.0f / sqrtf((float)d);
     const float* q = x + ((long long)n * 3 * C + h * d) * P;
     const float* k = q + (long long)C * P;
@@ -586,14 +606,14 @@ template <int D>
 static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
                                                           const float* __restrict__ lse,
                                                           const float* __restrict__ delta, float* __restrict__ dx,
-                                                          int C, int P, int heads, int set, float* smem) {
+                                                          int C, int P, int heads, int set, float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
     float* ks = smem;                 // [D][LDT]; at the start, Q and dO staged in [D][LDR] each
     float* vs = ks + D * EVO_TC_LDT;  // [D][LDT]
     float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // scores, then dS
     float* ps = vs + D * EVO_TC_LDT + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
-    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
-    const int i0 = blockIdx.x * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const int d = C / heads, h = vg.by, n = vg.bz;
+    const int i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
     const float scale = 1.0f / sqrtf((float)d);
     const long long base = ((long long)n * 3 * C + h * d) * P;
     const float* q = x + base;
@@ -646,7 +666,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
                                                             const float* __restrict__ lse,
                                                             const float* __restrict__ delta,
                                                             float* __restrict__ dx, int C, int P, int heads, int set,
-                                                            float* smem) {
+                                                            float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
     float* qs = smem;                 // [D][LDT] queries (scaled); at the start, K and V staged
     float* gs = qs + D * EVO_TC_LDT;  // [D][LDT] dO
@@ -654,8 +674,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     float* dt = lt + EVO_TC_TILE;      // [TILE] delta
     float* ss = dt + EVO_TC_TILE + warp * EVO_TC_WTILE;                    // S^T, then P^T
     float* ps = dt + EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP^T, then dS^T
-    const int d = C / heads, h = blockIdx.y, n = blockIdx.z;
-    const int t0b = blockIdx.x * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
+    const int d = C / heads, h = vg.by, n = vg.bz;
+    const int t0b = vg.bx * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
     const float scale = 1.0f / sqrtf((float)d);
     const long long base = ((long long)n * 3 * C + h * d) * P;
     const float* q = x + base;
@@ -715,6 +735,15 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
 // attention_tc_fwd_d<D>, attention_tc_bwd_dq_d<D>, attention_tc_bwd_dkdv_d<D>
 // for D = 16, 32, 64; the host picks the smallest D >= d (cuda.attnTCCaps).
 #define EVO_ATT_TC_KERNELS(D) EVO_ATT_KERNEL_SET(attention_tc, evo_attn_tc, D)
+#define EVO_PARAMS_attention_tc_fwd_d16 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc_fwd_d32 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc_fwd_d64 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dq_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dq_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dq_d64 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dkdv_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dkdv_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc_bwd_dkdv_d64 EVO_ATT_BWD_PARAMS
 
 EVO_ATT_TC_KERNELS(16)
 EVO_ATT_TC_KERNELS(32)
