@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "37e0859a8395e2928aed5178881b0c7b1b4bf6adc6e5d8707b36d48147ba2f04"
+const emuSourcesDigest = "c7083def20250be48df5c1d4b5086b65b79027fbab62cd58abebca76ea7b0b9a"

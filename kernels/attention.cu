@@ -299,25 +299,17 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 #define EVO_ATT_BWD_PARAMS(X)                                                                             \
     X(const float* __restrict__, x) X(const float* __restrict__, dy) X(const float* __restrict__, lse)    \
     X(const float* __restrict__, delta) X(float* __restrict__, dx) X(int, C) X(int, P) X(int, heads) X(int, set)
-#define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                     \
-    EVO_BODY(NAME##_fwd_d##D) {                                                               \
-        EVO_UNPACK(NAME##_fwd_d##D);                                                          \
-        extern __shared__ float smem[];                                                       \
-        IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem, g);                            \
-    }                                                                                         \
-    EVO_KERNELS(NAME##_fwd_d##D);                                                             \
-    EVO_BODY(NAME##_bwd_dq_d##D) {                                                            \
-        EVO_UNPACK(NAME##_bwd_dq_d##D);                                                       \
-        extern __shared__ float smem[];                                                       \
-        IMPL##_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g);                   \
-    }                                                                                         \
-    EVO_KERNELS(NAME##_bwd_dq_d##D);                                                          \
-    EVO_BODY(NAME##_bwd_dkdv_d##D) {                                                          \
-        EVO_UNPACK(NAME##_bwd_dkdv_d##D);                                                     \
-        extern __shared__ float smem[];                                                       \
-        IMPL##_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g);                 \
-    }                                                                                         \
-    EVO_KERNELS(NAME##_bwd_dkdv_d##D);
+#define EVO_ATT_ONE(NAME, CALL)         \
+    EVO_BODY(NAME) {                    \
+        EVO_UNPACK(NAME);               \
+        extern __shared__ float smem[]; \
+        CALL;                           \
+    }                                   \
+    EVO_KERNELS(NAME);
+#define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                                       \
+    EVO_ATT_ONE(NAME##_fwd_d##D, IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem, g))                     \
+    EVO_ATT_ONE(NAME##_bwd_dq_d##D, IMPL##_bwd_dq<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g))         \
+    EVO_ATT_ONE(NAME##_bwd_dkdv_d##D, IMPL##_bwd_dkdv<D>(x, dy, lse, delta, dx, C, P, heads, set, smem, g))
 #define EVO_PARAMS_attention_fwd_d4 EVO_ATT_FWD_PARAMS
 #define EVO_PARAMS_attention_fwd_d8 EVO_ATT_FWD_PARAMS
 #define EVO_PARAMS_attention_fwd_d16 EVO_ATT_FWD_PARAMS
