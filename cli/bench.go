@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -28,34 +29,48 @@ var benchTrainCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "steps", Value: 20, Usage: "timed training steps"},
 		&ucli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size"},
-		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path), cpu-ref (the plain reference), cuda (GPU 0, op by op through the kernels; needs a -tags cuda build) or cuda-emu (the kernels on the CPU emulator: slow, for checking)"},
+		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path), cpu-ref (the plain reference), cuda (GPU 0 through the device-resident trainer of train --device cuda; a -tags cuda build), cuda-ops (GPU 0 op by op, inputs copied in and out: the conformance path), or cuda-emu / cuda-ops-emu (the same on the CPU emulator: slow, for checking)"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "with cuda or cuda-emu: fp32 or tf32 (attention on the tensor cores; DARTS_V2 has none)"},
 		workersFlag,
 	},
 	Action: func(c *ucli.Context) error {
-		var b nets.Backend
-		switch c.String("backend") {
-		case "cpu":
-			b = nets.CPU{}
-		case "cpu-ref":
-			b = nets.Ref{}
-		case "cuda", "cuda-emu":
-			d := cuda.NewEmulator()
-			if c.String("backend") == "cuda" {
-				var err error
-				if d, err = cuda.OpenDevice(0); err != nil {
-					return fmt.Errorf("--backend cuda: %w", err)
-				}
-			}
-			cb := cuda.NewBackend(d)
-			defer cb.Close()
-			b = cb
-		default:
-			return usagef("--backend %q: unknown (valid: cpu, cpu-ref, cuda, cuda-emu)", c.String("backend"))
-		}
 		if c.Int("steps") < 1 || c.Int("batch-size") < 1 || c.Int("warmup") < 0 {
 			return usagef("--steps and --batch-size must be at least 1, --warmup at least 0")
 		}
-		r, err := bench.Train(c.Context, bench.TrainOptions{Steps: c.Int("steps"), Warmup: c.Int("warmup"), Batch: c.Int("batch-size"), Workers: workers(c), Backend: b})
+		prec, err := cuda.ParsePrecision(c.String("precision"))
+		if err != nil {
+			return usagef("--precision: %v", err)
+		}
+		o := bench.TrainOptions{Steps: c.Int("steps"), Warmup: c.Int("warmup"), Batch: c.Int("batch-size"), Workers: workers(c)}
+		var r bench.TrainResult
+		switch be := c.String("backend"); be {
+		case "cpu", "cpu-ref":
+			o.Backend = nets.CPU{}
+			if be == "cpu-ref" {
+				o.Backend = nets.Ref{}
+			}
+			r, err = bench.Train(c.Context, o)
+		case "cuda", "cuda-emu", "cuda-ops", "cuda-ops-emu":
+			dev := "cuda"
+			if strings.HasSuffix(be, "-emu") {
+				dev = "cuda-emu"
+			}
+			d, derr := openDriver(dev)
+			if derr != nil {
+				return fmt.Errorf("--backend %s: %w", be, derr)
+			}
+			defer d.Close()
+			if strings.HasPrefix(be, "cuda-ops") {
+				cb := cuda.NewBackend(d)
+				defer cb.Close()
+				o.Backend = cb
+				r, err = bench.Train(c.Context, o)
+			} else {
+				r, err = bench.TrainResident(c.Context, d, o, prec)
+			}
+		default:
+			return usagef("--backend %q: unknown (valid: cpu, cpu-ref, cuda, cuda-emu, cuda-ops, cuda-ops-emu)", be)
+		}
 		if err != nil {
 			return err
 		}

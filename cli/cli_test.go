@@ -101,6 +101,18 @@ func TestBenchTrainJSON(t *testing.T) {
 	if v["bench"] != "train" || v["images_per_s"].(float64) <= 0 || v["gflops"].(float64) <= 0 {
 		t.Errorf("got %v", v)
 	}
+	// The device-resident trainer, through the emulator.
+	code, out, stderr = run(context.Background(), "bench", "train", "--backend", "cuda-emu", "--steps", "1", "--batch-size", "2")
+	if code != 0 {
+		t.Fatalf("cuda-emu: exit %d: %s", code, stderr)
+	}
+	v = nil
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("cuda-emu: not a JSON line: %q", out)
+	}
+	if v["backend"] != "cuda/emulator resident (graph, fp32)" || v["steps"].(float64) != 1 || v["images_per_s"].(float64) <= 0 {
+		t.Errorf("cuda-emu: got %v", v)
+	}
 }
 
 // TestTrainResumeMatchesUninterrupted interrupts a training run during its

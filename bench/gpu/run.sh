@@ -210,7 +210,7 @@ else
 	skip torch-train-gpu "no python3 with CUDA-enabled torch here"
 fi
 if [ -x "$bin" ]; then
-	step bench-train-gpu 120 "$bin" bench train --backend cuda
+	step bench-train-gpu 120 "$bin" bench train --backend cuda --steps 50
 fi
 if [ -x "$ctest" ]; then
 	step micro-bench 120 "$ctest" -test.run '^$' -test.bench . -test.benchmem -test.benchtime "$benchtime" -test.timeout 110s
