@@ -12,6 +12,7 @@ import (
 
 	"github.com/naturecast/evosearch/bench"
 	"github.com/naturecast/evosearch/cuda"
+	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/nets"
 	"github.com/naturecast/evosearch/profile"
 )
@@ -31,8 +32,10 @@ Workloads:
   population (default)  a small proxy population (bench population's recipe) trained on
                         --device cuda or cuda-emu; the first --trace-steps steps get a CUDA event
                         after every launch, giving each kernel's time
-  train                 DARTS_V2 training steps on the CPU (or --device cuda/cuda-emu through the
-                        kernels, op by op), each op call timed with the wall clock
+  train                 DARTS_V2 training steps: on the CPU each op call timed with the wall clock;
+                        with --device cuda or cuda-emu through the trainer of train --device cuda
+                        (a population of one: --stage, --precision), every launch of the steps
+                        after --warmup timed with CUDA events
   search                the search command, run as is with the flags after "--" (its output goes
                         to --output/search); only the GPU counters and the total time are recorded
 
@@ -56,8 +59,8 @@ them and says so.`,
 		&ucli.IntFlag{Name: "train", Value: 1000, Usage: "training images", Category: "population"},
 		&ucli.IntFlag{Name: "val", Value: 200, Usage: "validation images", Category: "population"},
 		&ucli.IntFlag{Name: "trace-steps", Value: 3, Usage: "training steps timed launch by launch", Category: "population"},
-		&ucli.IntFlag{Name: "stage", Value: 2, Usage: "1 one stream per candidate, 2 fused launches, 3 fused and replayed as a graph (traced steps run unreplayed)", Category: "population"},
-		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "fp32 (every product in float32) or tf32 (attention on the tensor cores)", Category: "population"},
+		&ucli.IntFlag{Name: "stage", Value: 2, Usage: "1 one stream per candidate, 2 fused launches, 3 fused and replayed as a graph (traced steps run unreplayed)", Category: "population, and train on a GPU"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "fp32 (every product in float32) or tf32 (attention on the tensor cores)", Category: "population, and train on a GPU"},
 		&ucli.IntFlag{Name: "steps", Value: 5, Usage: "profiled training steps", Category: "train"},
 		&ucli.IntFlag{Name: "warmup", Value: 1, Usage: "unprofiled steps first", Category: "train"},
 		&ucli.IntFlag{Name: "size", Value: 32, Usage: "image height and width (3 channels, 10 classes)", Category: "train"},
@@ -195,6 +198,25 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 		return nil, err
 	}
 
+	opt := cuda.PopOptions{Stage: cuda.Stage(stage), Precision: prec, TraceSteps: c.Int("trace-steps")}
+	r, rs, st, err := traceResident(c, "population", dev, d, train, val, cands, opt, 0)
+	if err != nil {
+		return nil, err
+	}
+	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "precision": prec.String(), "candidates": o.Candidates, "epochs": o.Epochs,
+		"max_steps": o.MaxSteps, "train": o.Train, "val": o.Val, "channels": o.Channels, "layers": o.Layers,
+		"batch": o.Batch, "seed": o.Seed, "trace_steps": c.Int("trace-steps")}
+	r.Stats = residentStats(rs, st)
+	return r, nil
+}
+
+// traceResident trains cands on d with cuda.TrainPopulation, its first
+// opt.TraceSteps full-batch steps timed launch by launch, NVML sampled on a
+// real GPU, and returns the report's spans, tracks, notes and samples
+// (the caller adds options and stats) with the training's results. The
+// spans of the first skip traced steps (a warm-up) are left out.
+func traceResident(c *ucli.Context, workload, dev string, d cuda.Driver, train, val *data.Dataset, cands []cuda.PopCandidate,
+	opt cuda.PopOptions, skip int) (*profile.Report, []cuda.PopResult, cuda.PopStats, error) {
 	origin := time.Now()
 	var notes []string
 	var smp *profile.Sampler
@@ -207,51 +229,56 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 		notes = append(notes, noCountersNote)
 	}
 	start := time.Since(origin)
-	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, cuda.PopOptions{Stage: cuda.Stage(stage), Precision: prec, TraceSteps: c.Int("trace-steps")})
+	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, opt)
 	if smp != nil {
 		defer smp.Stop() // on the error path; finish has stopped it otherwise
 	}
 	if err != nil {
-		return nil, fmt.Errorf("profile population: %w", err)
+		return nil, nil, st, fmt.Errorf("profile %s: %w", workload, err)
 	}
 
 	// Kernel times are on the GPU's clock from the first traced event;
 	// they are placed at the call's start, so against the counters they
 	// are early by the set-up time (upload and planning) at most.
 	off := float64(start.Microseconds())
-	spans := make([]profile.Span, len(st.Spans))
+	var spans []profile.Span
 	names := map[int]string{}
-	for i, k := range st.Spans {
-		spans[i] = profile.Span{Name: k.Kernel, Cat: "kernel", Track: k.Stream, Step: k.Step,
-			StartUs: off + 1000*k.StartMs, EndUs: off + 1000*k.EndMs, Instances: k.Instances, Bytes: k.Bytes, FLOPs: k.FLOPs}
+	for _, k := range st.Spans {
+		if k.Step < skip {
+			continue
+		}
+		spans = append(spans, profile.Span{Name: k.Kernel, Cat: "kernel", Track: k.Stream, Step: k.Step,
+			StartUs: off + 1000*k.StartMs, EndUs: off + 1000*k.EndMs, Instances: k.Instances, Bytes: k.Bytes, FLOPs: k.FLOPs})
 		names[k.Stream] = fmt.Sprintf("stream %d", k.Stream)
-		if cuda.Stage(stage) != cuda.StageStreams {
+		if opt.Stage != cuda.StageStreams {
 			names[k.Stream] = fmt.Sprintf("stream %d (fused launches)", k.Stream)
 		}
 	}
-	r := profile.NewReport("population", d.Name(), spans, nil)
+	r := profile.NewReport(workload, d.Name(), spans, nil)
 	r.TrackNames = names
 	r.Notes = notes
 	switch {
-	case len(st.Spans) == 0:
+	case len(spans) == 0:
 		r.Notes = append(r.Notes, "no kernel spans: no full-batch step was traced (raise --max-steps or --train)")
 	case smp != nil:
 		r.Notes = append(r.Notes, "kernel spans are placed at the start of the training call; against the GPU counters they may be early by the set-up time")
 	}
 	finish(r, smp)
+	return r, rs, st, nil
+}
+
+// residentStats are the figures of a traced TrainPopulation call that go
+// into profile.json.
+func residentStats(rs []cuda.PopResult, st cuda.PopStats) map[string]any {
 	statuses := map[string]int{}
 	for _, pr := range rs {
 		statuses[string(pr.Status)]++
 	}
-	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "precision": prec.String(), "candidates": o.Candidates, "epochs": o.Epochs,
-		"max_steps": o.MaxSteps, "train": o.Train, "val": o.Val, "channels": o.Channels, "layers": o.Layers,
-		"batch": o.Batch, "seed": o.Seed, "trace_steps": c.Int("trace-steps")}
-	r.Stats = map[string]any{"seconds": st.Seconds, "train_seconds": st.TrainSeconds, "step_ms": 1000 * st.StepSeconds,
+	return map[string]any{"seconds": st.Seconds, "train_seconds": st.TrainSeconds, "step_ms": 1000 * st.StepSeconds,
 		"images_per_s": st.ImagesPerSec(), "evals_per_gpu_hour": st.EvalsPerHour(), "launches_per_step": st.LaunchesPerStep,
 		"host_calls_per_step": st.HostCallsPerStep, "waves": st.Waves, "peak_mb": float64(st.PeakBytes) / (1 << 20),
 		"statuses": statuses, "step_gb": float64(st.StepCost.Bytes) / 1e9, "step_gflop": float64(st.StepCost.FLOPs) / 1e9,
 		"achieved_gb_per_s": st.AchievedGBps(), "achieved_gflop_per_s": st.AchievedGFLOPs()}
-	return r, nil
 }
 
 func profileTrain(c *ucli.Context) (*profile.Report, error) {
@@ -270,26 +297,43 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 	if dev == "" {
 		dev = "cpu"
 	}
-	var b nets.Backend
-	switch dev {
-	case "cpu":
-		b = nets.CPU{}
-	case "cuda", "cuda-emu":
-		d, err := openDriver(dev)
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		cb := cuda.NewBackend(d)
-		defer cb.Close()
-		b = cb
-	default:
+	if dev != "cpu" && dev != "cuda" && dev != "cuda-emu" {
 		return nil, usagef("--device %q: unknown for --workload train (valid: cpu, cuda, cuda-emu)", dev)
 	}
 	g, err := nets.BuildDarts(nets.DartsV2(), nets.NetConfig{C: c.Int("channels"), Layers: c.Int("layers"), In: nets.Shape{C: 3, H: size, W: size}, Classes: 10})
 	if err != nil {
 		return nil, usagef("--channels %d --layers %d --size %d: %v", c.Int("channels"), c.Int("layers"), size, err)
 	}
+	if dev != "cpu" {
+		// The trainer train --device cuda uses: DARTS_V2 as a population of
+		// one, warmup + steps steps on synthetic data, the last steps traced.
+		prec, err := cuda.ParsePrecision(c.String("precision"))
+		if err != nil {
+			return nil, usagef("--precision: %v", err)
+		}
+		d, err := openDriver(dev)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		train, val := data.Synthetic((warm+steps)*n, 3, size, size, 10, int64(c.Uint64("seed"))), data.Synthetic(n, 3, size, size, 10, int64(c.Uint64("seed"))+1)
+		cfg := nets.DefaultTrainConfig()
+		cfg.BatchSize, cfg.Seed = n, c.Uint64("seed")
+		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int("stage")), Precision: prec, TraceSteps: warm + steps}
+		if opt.Stage < cuda.StageStreams || opt.Stage > cuda.StageGraph {
+			return nil, usagef("--stage %d: want 1, 2 or 3", c.Int("stage"))
+		}
+		r, rs, st, err := traceResident(c, "train", dev, d, train, val, []cuda.PopCandidate{{Graph: g, Cfg: cfg}}, opt, warm)
+		if err != nil {
+			return nil, err
+		}
+		r.Options = map[string]any{"arch": "DARTS_V2", "channels": c.Int("channels"), "layers": c.Int("layers"), "size": size,
+			"batch": n, "steps": steps, "warmup": warm, "stage": opt.Stage.String(), "precision": prec.String()}
+		r.Stats = residentStats(rs, st)
+		r.Stats["params"], r.Stats["forward_flops_per_image"] = g.NumParams(), g.FLOPs()
+		return r, nil
+	}
+	b := nets.Backend(nets.CPU{})
 
 	origin := time.Now()
 	var notes []string

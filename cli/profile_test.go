@@ -61,6 +61,32 @@ func TestProfileTrainCPU(t *testing.T) {
 	}
 }
 
+// TestProfileTrainEmulator: --workload train on a (emulated) GPU profiles
+// the resident trainer launch by launch, the warm-up step left out.
+func TestProfileTrainEmulator(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "prof")
+	code, out, stderr := run(context.Background(), "profile", "--workload", "train", "--device", "cuda-emu", "--steps", "2", "--warmup", "1",
+		"--size", "8", "--channels", "4", "--layers", "2", "--batch-size", "4", "--output", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "gemm_strided") {
+		t.Errorf("output lacks the GEMM's row:\n%s", out)
+	}
+	r, _ := checkProfileDir(t, dir)
+	if r.Workload != "train" || r.Device != "emulator" || len(r.Spans) == 0 || r.Summary.Steps != 2 {
+		t.Errorf("report: workload %s device %s, %d spans, summary %+v", r.Workload, r.Device, len(r.Spans), r.Summary)
+	}
+	for _, sp := range r.Spans {
+		if sp.Step < 1 {
+			t.Fatalf("a warm-up span is in the report: %+v", sp)
+		}
+	}
+	if r.Stats["launches_per_step"].(float64) <= 0 || r.Options["stage"] != "fused" {
+		t.Errorf("stats %v options %v", r.Stats, r.Options)
+	}
+}
+
 // TestProfilePopulationEmulator runs the population path end to end on the
 // emulator: traced launches -> spans -> aggregation -> trace.
 func TestProfilePopulationEmulator(t *testing.T) {
