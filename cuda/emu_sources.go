@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "c7083def20250be48df5c1d4b5086b65b79027fbab62cd58abebca76ea7b0b9a"
+const emuSourcesDigest = "4131d6b6ede310a9b97a64a247a63c46ba9d433a7cabb45044775ac63f56d721"
