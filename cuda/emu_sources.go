@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "4131d6b6ede310a9b97a64a247a63c46ba9d433a7cabb45044775ac63f56d721"
+const emuSourcesDigest = "92283e8c50f26ebd07f349fbeeb46886a9aa664e52dab0cca53577800fb3e0be"

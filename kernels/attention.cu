@@ -5,6 +5,10 @@
 // score matrix is never written to memory. Scores are computed tile by tile
 // from K and V tiles staged in shared memory and folded into a running
 // (max, sum, output) with the online softmax; the backward recomputes them.
+// Two sets of kernels: plain float32 ones (one thread per row) and, at the
+// end of the file, tensor-core ones (TF32 wmma, a warp per 16 rows). Every
+// kernel has a grouped variant (EVO_KERNELS), and attention_delta forms
+// the backward's delta from a stored output when the forward kept lse.
 //
 // Layout: per sample, x [3C][P] stacks Q, K, V along channels (P = H*W);
 // head h uses channels h*d .. (h+1)*d of each, d = C/heads; the output y
