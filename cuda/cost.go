@@ -194,8 +194,10 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	// dq kernel recomputes the scores and dP and adds dS K (three), the
 	// dk/dv kernel the same two and dK, dV (four). x holds Q, K and V.
 	"attention_fwd": func(a costArgs, grid Dim3) Cost {
+		// x read; y, lse written when asked for; with delta, dy read too.
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		return Cost{Bytes: f32 * n * (4*c*pp + 2*h*pp), FLOPs: 4 * n * pp * pp * c}
+		vals := 3*c*pp + a.set(1)*c*pp + a.set(2)*h*pp + a.set(4)*(c*pp+h*pp)
+		return Cost{Bytes: f32 * n * vals, FLOPs: 4 * n * pp * pp * c}
 	},
 	// attention_delta (y, dy, delta, N, C, P, heads): reads y and dy,
 	// writes a value per query and head.

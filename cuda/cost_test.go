@@ -106,6 +106,16 @@ func TestLaunchCostExact(t *testing.T) {
 		{"gemm_strided", Dim3{X: 1, Y: 1, Z: 3}, []any{i32(16), i32(64), i32(16), i32(1), p, i64(0), i64(0), i32(16), i32(1),
 			p, i64(16 * 64), i64(0), i32(64), i32(1), p, i64(16 * 64), i32(64), i32(1), i32(0), i32(16), i32(64), i32(1), DevicePtr(0)},
 			Cost{Bytes: 4 * (256 + 3*16*64 + 3*16*64), FLOPs: 2 * 16 * 64 * 16 * 3}},
+		// Attention over P=10 positions, C=4, 2 heads, 3 samples: the
+		// forward alone writes y; the training forward y and lse; the
+		// backward's recomputation lse and delta, reading dy. The
+		// tensor-core kernel costs the same.
+		{"attention_fwd_d4", Dim3{X: 1, Y: 2, Z: 3}, []any{p, p, DevicePtr(0), DevicePtr(0), DevicePtr(0), i32(4), i32(10), i32(2)},
+			Cost{Bytes: 4 * 3 * (12*10 + 4*10), FLOPs: 4 * 3 * 10 * 10 * 4}},
+		{"attention_tc_fwd_d16", Dim3{X: 1, Y: 2, Z: 3}, []any{p, p, p, DevicePtr(0), DevicePtr(0), i32(4), i32(10), i32(2)},
+			Cost{Bytes: 4 * 3 * (12*10 + 4*10 + 2*10), FLOPs: 4 * 3 * 10 * 10 * 4}},
+		{"attention_fwd_d4", Dim3{X: 1, Y: 2, Z: 3}, []any{p, DevicePtr(0), p, p, p, i32(4), i32(10), i32(2)},
+			Cost{Bytes: 4 * 3 * (12*10 + 2*10 + 4*10 + 2*10), FLOPs: 4 * 3 * 10 * 10 * 4}},
 		{"no_such_kernel", Dim3{X: 1}, []any{p}, Cost{}},
 		{"relu_fwd", Dim3{X: 1}, []any{p, p}, Cost{}},             // an argument missing: unknown
 		{"relu_fwd", Dim3{X: 1}, []any{p, p, float32(3)}, Cost{}}, // not an integer: unknown
