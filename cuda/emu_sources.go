@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "92283e8c50f26ebd07f349fbeeb46886a9aa664e52dab0cca53577800fb3e0be"
+const emuSourcesDigest = "5295221df6b9953349491585b29500aeb8b222bb76c682bcdb7b2ba07978c058"

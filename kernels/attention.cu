@@ -46,6 +46,33 @@
 #define EVO_ATT_ROWS 64  // threads per block, one query (or key) each
 #define EVO_ATT_TILE 32  // keys (or queries) per shared-memory tile
 
+// evo_attn_head is one block's (sample, head) view of attention's tensors:
+// the head size d, the score scale, the head's Q, K and V rows in x (dx
+// has them at the same offset, base), its rows of dy (and of y: yoff), and
+// where its queries start in lse and delta (rows).
+struct evo_attn_head {
+    int d;
+    float scale;
+    long long base, yoff, rows;
+    const float *q, *k, *v, *g;
+};
+
+static __device__ __forceinline__ evo_attn_head evo_attn_at(const float* x, const float* dy, int C, int P, int heads,
+                                                            const evo_grid& vg) {
+    evo_attn_head a;
+    const int h = vg.by, n = vg.bz;
+    a.d = C / heads;
+    a.scale = 1.0f / sqrtf((float)a.d);
+    a.base = ((long long)n * 3 * C + (long long)h * a.d) * P;
+    a.yoff = ((long long)n * C + (long long)h * a.d) * P;
+    a.rows = ((long long)n * heads + h) * P;
+    a.q = x + a.base;
+    a.k = a.q + (long long)C * P;
+    a.v = a.q + 2LL * C * P;
+    a.g = dy ? dy + a.yoff : nullptr;
+    return a;
+}
+
 // evo_attn_cap is the register-array size used for head size d.
 static __device__ __forceinline__ int evo_attn_cap(int d) {
     return d <= 4 ? 4 : d <= 8 ? 8 : d <= 16 ? 16 : d <= 32 ? 32 : 64;
@@ -106,14 +133,10 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
                                                     float* smem, const evo_grid& vg) {
     float* ks = smem;
     float* vs = smem + (D + 4) * EVO_ATT_TILE;
-    const int d = C / heads;
-    const int h = vg.by, n = vg.bz;
-    const int i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
-    const float scale = 1.0f / sqrtf((float)d);
-    const float* q = x + ((long long)n * 3 * C + h * d) * P;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v;
 
     float qi[D], acc[D];
 #pragma unroll
@@ -151,15 +174,15 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
         __syncthreads();
     }
     if (!live) return;
-    const long long row = ((long long)n * heads + h) * P + i;
+    const long long row = a.rows + i;
     const float inv = 1.0f / l;
     if (y) {
-        float* yo = y + ((long long)n * C + h * d) * P;
+        float* yo = y + a.yoff;
         for (int j = 0; j < d; j++) yo[(long long)j * P + i] = acc[j] * inv;
     }
     if (lse) lse[row] = m + logf(l);
     if (delta) {
-        const float* g = dy + ((long long)n * C + h * d) * P;
+        const float* g = a.g;
         float s = 0.0f;
 #pragma unroll
         for (int j = 0; j < D; j++)
@@ -175,17 +198,11 @@ static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__
                                                        int C, int P, int heads, int set, float* smem, const evo_grid& vg) {
     float* ks = smem;
     float* vs = smem + (D + 4) * EVO_ATT_TILE;
-    const int d = C / heads;
-    const int h = vg.by, n = vg.bz;
-    const int i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
-    const float scale = 1.0f / sqrtf((float)d);
-    const long long base = ((long long)n * 3 * C + h * d) * P;
-    const float* q = x + base;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
-    const float* g = dy + ((long long)n * C + h * d) * P;
-    const long long row = ((long long)n * heads + h) * P + i;
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const long long base = a.base, row = a.rows + i;
     const float li = live ? lse[row] : 0.0f, di = live ? delta[row] : 0.0f;
 
     float qi[D], gi[D], dq[D];
@@ -226,17 +243,11 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
     float* gs = smem + (D + 4) * EVO_ATT_TILE;
     float* ls = smem + 2 * (D + 4) * EVO_ATT_TILE;
     float* ds_ = ls + EVO_ATT_TILE;
-    const int d = C / heads;
-    const int h = vg.by, n = vg.bz;
-    const int t = vg.bx * EVO_ATT_ROWS + threadIdx.x;  // this thread's key
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, t = vg.bx * EVO_ATT_ROWS + threadIdx.x;  // this thread's key
     const bool live = t < P;
-    const float scale = 1.0f / sqrtf((float)d);
-    const long long base = ((long long)n * 3 * C + h * d) * P;
-    const float* q = x + base;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
-    const float* g = dy + ((long long)n * C + h * d) * P;
-    const long long rows = ((long long)n * heads + h) * P;
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const long long base = a.base, rows = a.rows;
 
     float kt[D], vt[D], dk[D], dv[D];
 #pragma unroll
@@ -508,12 +519,9 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     float* vs = ks + D * EVO_TC_LDT;           // [D][LDT]
     float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // this warp's scores
     float* os = qo + warp * 16 * D;            // this warp's output rows
-    const int d = C / heads, h = vg.by, n = vg.bz;
-    const int i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
-    const float scale = 1.0f / sqrtf((float)d);
-    const float* q = x + ((long long)n * 3 * C + h * d) * P;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v;
 
     evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(qo, q, d, P, i0, scale);
     __syncthreads();
@@ -577,9 +585,9 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     // Row statistics, then the normalized output.
     const int i = w0 + r;
     const float inv = 1.0f / l;
-    const long long row = ((long long)n * heads + h) * P + i;
+    const long long row = a.rows + i;
     if (delta) {
-        const float* g = dy + ((long long)n * C + h * d) * P;
+        const float* g = a.g;
         float s = 0.0f;
         if (i < P)
             for (int j = (lane & 1) * (D / 2); j < (lane & 1) * (D / 2) + D / 2 && j < d; j++)
@@ -594,7 +602,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
 #pragma unroll
         for (int j = 0; j < D / 2; j++) orow[j] *= inv;
         __syncwarp();
-        evo_tc_write<D>(y + ((long long)n * C + h * d) * P, os, d, P, w0, 1);
+        evo_tc_write<D>(y + a.yoff, os, d, P, w0, 1);
     }
 }
 
@@ -608,14 +616,10 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     float* vs = ks + D * EVO_TC_LDT;  // [D][LDT]
     float* ss = vs + D * EVO_TC_LDT + warp * EVO_TC_WTILE;  // scores, then dS
     float* ps = vs + D * EVO_TC_LDT + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
-    const int d = C / heads, h = vg.by, n = vg.bz;
-    const int i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
-    const float scale = 1.0f / sqrtf((float)d);
-    const long long base = ((long long)n * 3 * C + h * d) * P;
-    const float* q = x + base;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
-    const float* g = dy + ((long long)n * C + h * d) * P;
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const long long base = a.base;
 
     evo_tc_acol qa[D / 8], ga[D / 8];
     evo_tc_own2<D>(qa, ga, q, scale, g, d, P, i0, smem);
@@ -625,7 +629,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
 
     const int r = lane >> 1, c0 = (lane & 1) * 16;
     const int i = w0 + r;
-    const long long row = ((long long)n * heads + h) * P + i;
+    const long long row = a.rows + i;
     const float li = i < P ? lse[row] : 0.0f, di = i < P ? delta[row] : 0.0f;
     for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
         __syncthreads();  // the staging area, or the last tile, is read
@@ -670,15 +674,10 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     float* dt = lt + EVO_TC_TILE;      // [TILE] delta
     float* ss = dt + EVO_TC_TILE + warp * EVO_TC_WTILE;                    // S^T, then P^T
     float* ps = dt + EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP^T, then dS^T
-    const int d = C / heads, h = vg.by, n = vg.bz;
-    const int t0b = vg.bx * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
-    const float scale = 1.0f / sqrtf((float)d);
-    const long long base = ((long long)n * 3 * C + h * d) * P;
-    const float* q = x + base;
-    const float* k = q + (long long)C * P;
-    const float* v = q + 2LL * C * P;
-    const float* g = dy + ((long long)n * C + h * d) * P;
-    const long long rows = ((long long)n * heads + h) * P;
+    const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
+    const int d = a.d, t0b = vg.bx * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
+    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const long long base = a.base, rows = a.rows;
 
     evo_tc_acol ka[D / 8], va[D / 8];
     evo_tc_own2<D>(ka, va, k, 1.0f, v, d, P, t0b, smem);
