@@ -211,6 +211,25 @@ func init() {
 	}
 }
 
+// oneOutputs are the optional arguments of the one-pass convolution
+// backwards (conv1x1_bwd, convdw_bwd): dx (buffer 3) when which has bit 1,
+// dw (buffer 4) when it has bit 2, and with bn a batch norm's gradient
+// folded in (buffers 5 to 8), else four nulls.
+func oneOutputs(which int, bn bool) (dx, dw any, bnArgs []any) {
+	dx, dw = nullArg, nullArg
+	if which&1 != 0 {
+		dx = bref(3)
+	}
+	if which&2 != 0 {
+		dw = bref(4)
+	}
+	bnArgs = []any{nullArg, nullArg, nullArg, nullArg}
+	if bn {
+		bnArgs = []any{bref(5), bref(6), bref(7), bref(8)}
+	}
+	return dx, dw, bnArgs
+}
+
 // groupCases holds a test for every kernel with a grouped variant.
 var groupCases = map[string]gcase{
 	"relu_fwd": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
@@ -340,17 +359,7 @@ var groupCases = map[string]gcase{
 		var out []ginst
 		for _, s := range [][8]int{{2, 16, 16, 70, 2, 0, 0, 3}, {1, 3, 64, 33, 8, 1, 1, 3}, {3, 64, 5, 9, 1, 0, 1, 1}, {2, 7, 9, 64, 1, 1, 0, 2}} {
 			n, ci, co, hw, strips := s[0], s[1], s[2], s[3], s[4]
-			dx, dw := any(bref(3)), any(bref(4))
-			if s[7]&1 == 0 {
-				dx = nullArg
-			}
-			if s[7]&2 == 0 {
-				dw = nullArg
-			}
-			bn := []any{nullArg, nullArg, nullArg, nullArg}
-			if s[5] == 1 { // a batch norm's gradient folded in
-				bn = []any{bref(5), bref(6), bref(7), bref(8)}
-			}
+			dx, dw, bn := oneOutputs(s[7], s[5] == 1)
 			out = append(out, ginst{grid: Dim3{X: ceilDiv(hw, strips*32), Y: n},
 				bufs: bufs(rnd(r, n*ci*hw), rnd(r, co*ci), rnd(r, n*co*hw), rnd(r, n*ci*hw), rnd(r, co*ci),
 					rnd(r, n*co*hw), append(rnd(r, co), pos(r, co)...), rnd(r, 2*co), rnd(r, co)),
@@ -364,17 +373,7 @@ var groupCases = map[string]gcase{
 		for _, s := range [][11]int{{2, 3, 8, 7, 3, 1, 1, 1, 0, 0, 3}, {1, 2, 9, 9, 5, 2, 4, 2, 1, 1, 3}, {2, 1, 5, 6, 3, 1, 2, 2, 0, 1, 1}, {1, 4, 6, 6, 3, 2, 1, 1, 1, 0, 2}} {
 			n, c, h, w, k, st, pad, dil := s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]
 			oh, ow := (h+2*pad-dil*(k-1)-1)/st+1, (w+2*pad-dil*(k-1)-1)/st+1
-			dx, dw := any(bref(3)), any(bref(4))
-			if s[10]&1 == 0 {
-				dx = nullArg
-			}
-			if s[10]&2 == 0 {
-				dw = nullArg
-			}
-			bn := []any{nullArg, nullArg, nullArg, nullArg}
-			if s[8] == 1 { // a batch norm's gradient folded in
-				bn = []any{bref(5), bref(6), bref(7), bref(8)}
-			}
+			dx, dw, bn := oneOutputs(s[10], s[8] == 1)
 			out = append(out, ginst{grid: Dim3{X: c, Y: n}, shared: 4 * (h*w + oh*ow),
 				bufs: bufs(rnd(r, n*c*h*w), rnd(r, c*k*k), rnd(r, n*c*oh*ow), rnd(r, n*c*h*w), rnd(r, c*k*k),
 					rnd(r, n*c*oh*ow), append(rnd(r, c), pos(r, c)...), rnd(r, 2*c), rnd(r, c)),
