@@ -389,15 +389,10 @@ func TestMaxDeliveriesFails(t *testing.T) {
 	ev := r.evaluator(t, "dead")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	errc := make(chan error, 1)
-	var res []evo.Result
-	go func() {
-		var err error
-		res, err = ev.Evaluate(ctx, 0, cands)
-		errc <- err
-	}()
+	wait := evaluateAsync(ctx, ev, cands)
 	dropDeliveries(t, r.q, tun.MaxDeliver)
-	if err := <-errc; err != nil {
+	res, err := wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if res[0].Status != nets.StatusFailed || !strings.Contains(res[0].Error, "no result after 2 deliveries") {
@@ -409,7 +404,7 @@ func TestMaxDeliveriesFails(t *testing.T) {
 	cands = testCands(1, 3)
 	ev = r.evaluator(t, "dead2")
 	short, stop := context.WithCancel(ctx)
-	errc = make(chan error, 1)
+	errc := make(chan error, 1)
 	go func() {
 		errc <- ev.EvaluateStream(short, 0, cands, func(int, evo.Result) { t.Error("a result before any was stored") })
 	}()
@@ -421,7 +416,7 @@ func TestMaxDeliveriesFails(t *testing.T) {
 		t.Fatalf("interrupted evaluation: %v", err)
 	}
 	dropDeliveries(t, r.q, tun.MaxDeliver) // the last delivery times out unheard
-	res, err := ev.Evaluate(ctx, 0, cands)
+	res, err = ev.Evaluate(ctx, 0, cands)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,13 +452,7 @@ func TestWorkerShutdownHandsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cands := testCands(1, 4)
-	errc := make(chan error, 1)
-	var res []evo.Result
-	go func() {
-		var err error
-		res, err = r.evaluator(t, "term").Evaluate(ctx, 0, cands)
-		errc <- err
-	}()
+	wait := evaluateAsync(ctx, r.evaluator(t, "term"), cands)
 	<-started
 	if err := <-quitDone; err != nil {
 		t.Fatalf("worker shutdown: %v", err)
@@ -473,7 +462,8 @@ func TestWorkerShutdownHandsBack(t *testing.T) {
 	}
 	t0 := time.Now()
 	ws := r.startWorkers(t, 1, nil)
-	if err := <-errc; err != nil {
+	res, err := wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(t0); d > 20*time.Second || res[0].Status != nets.StatusOK {
@@ -620,13 +610,7 @@ func TestWorkerTaskTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cands := testCands(1, 5)
-	errc := make(chan error, 1)
-	var res []evo.Result
-	go func() {
-		var err error
-		res, err = r.evaluator(t, "hang").Evaluate(ctx, 0, cands)
-		errc <- err
-	}()
+	wait := evaluateAsync(ctx, r.evaluator(t, "hang"), cands)
 	eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 1 })
 	select {
 	case <-hung:
@@ -640,7 +624,8 @@ func TestWorkerTaskTimeout(t *testing.T) {
 		t.Errorf("the stuck worker holds nothing but the hung training, yet OnlyHung is false")
 	}
 	helper := r.startWorkers(t, 1, nil)
-	if err := <-errc; err != nil {
+	res, err := wait()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if res[0].Status != nets.StatusOK {
@@ -675,5 +660,23 @@ func TestWorkerTaskTimeoutFails(t *testing.T) {
 	eventually(5*time.Second, func() bool { return ws[0].Stats().Failed == 1 })
 	if s := ws[0].Stats(); s.Returned != 1 || s.Failed != 1 || s.Trained != 0 {
 		t.Errorf("worker: %+v, want one hand-back and one failure", s)
+	}
+}
+
+// evaluateAsync starts ev.Evaluate in the background; wait returns its
+// results and error once it is done.
+func evaluateAsync(ctx context.Context, ev *Evaluator, cands []evo.Candidate) (wait func() ([]evo.Result, error)) {
+	type out struct {
+		res []evo.Result
+		err error
+	}
+	c := make(chan out, 1)
+	go func() {
+		res, err := ev.Evaluate(ctx, 0, cands)
+		c <- out{res, err}
+	}()
+	return func() ([]evo.Result, error) {
+		o := <-c
+		return o.res, o.err
 	}
 }
