@@ -225,6 +225,19 @@ func sameAsReference(t *testing.T, got, want []map[string]json.RawMessage, skip 
 	}
 }
 
+// finishLikeReference waits for the search, holds its archive to the
+// one-process search's, stops the workers and checks one result line per
+// task.
+func finishLikeReference(t *testing.T, coord *proc, out string, want []map[string]json.RawMessage, ws ...*proc) {
+	t.Helper()
+	if code := coord.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("search exit %d", code)
+	}
+	sameAsReference(t, archiveLines(t, filepath.Join(out, evo.ArchiveFile)), want, nil)
+	stopWorkers(t, ws...)
+	checkOneForOne(t, out, 0)
+}
+
 // checkOneForOne opens the finished search's NATS store and checks that the
 // tasks published, the results stored and archive.jsonl match one for one:
 // every trained archive line has exactly one stored result with its status,
@@ -397,12 +410,7 @@ func TestDistWorkerHangs(t *testing.T) {
 	if d := time.Since(t0); d > 20*time.Second {
 		t.Errorf("redelivered %s after the freeze", d)
 	}
-	if code := coord.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("search exit %d", code)
-	}
-	sameAsReference(t, archiveLines(t, filepath.Join(out, evo.ArchiveFile)), want, nil)
-	stopWorkers(t, other)
-	checkOneForOne(t, out, 0)
+	finishLikeReference(t, coord, out, want, other)
 }
 
 // TestDistCoordinatorKilledResumed: the search process (and its embedded
@@ -667,10 +675,5 @@ func TestDistWorkerStalls(t *testing.T) {
 	if code := stalled.wait(t, 30*time.Second); code != 1 {
 		t.Errorf("stalled worker exit %d, want 1", code)
 	}
-	if code := coord.wait(t, 60*time.Second); code != 0 {
-		t.Fatalf("search exit %d", code)
-	}
-	sameAsReference(t, archiveLines(t, filepath.Join(out, evo.ArchiveFile)), want, nil)
-	stopWorkers(t, other)
-	checkOneForOne(t, out, 0)
+	finishLikeReference(t, coord, out, want, other)
 }
