@@ -151,16 +151,6 @@ func (b *Backend) BackwardOverwriteErr(op nets.OpKind, a *nets.Args, fresh []boo
 // that op's forward and backward may launch, whichever variant the shapes
 // select. OpInput has none.
 func (b *Backend) KernelsFor(op nets.OpKind) []string {
-	attn := func(kind string) []string {
-		var ks []string
-		for _, d := range attnCaps {
-			ks = append(ks, fmt.Sprintf("attention_%s_d%d", kind, d))
-		}
-		for _, d := range attnTCCaps {
-			ks = append(ks, fmt.Sprintf("attention_tc_%s_d%d", kind, d))
-		}
-		return ks
-	}
 	switch op {
 	case nets.OpConv:
 		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight", "conv1x1_bwd", "convdw_bwd"}
@@ -185,7 +175,7 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 	case nets.OpLinear:
 		return []string{"linear_bias_rows", "gemm_strided", "linear_bias_grad"}
 	case nets.OpAttention:
-		return append(append(append(attn("fwd"), attn("bwd_dq")...), attn("bwd_dkdv")...), "attention_delta")
+		return attnKernels()
 	}
 	return nil
 }
@@ -1055,6 +1045,21 @@ const (
 )
 
 func attnCap(d int) int { return capOf(attnCaps, d) }
+
+// attnKernels names every attention kernel: both sets at every head-size
+// cap, and attention_delta.
+func attnKernels() []string {
+	ks := []string{"attention_delta"}
+	for _, kind := range []string{"fwd", "bwd_dq", "bwd_dkdv"} {
+		for _, d := range attnCaps {
+			ks = append(ks, fmt.Sprintf("attention_%s_d%d", kind, d))
+		}
+		for _, d := range attnTCCaps {
+			ks = append(ks, fmt.Sprintf("attention_tc_%s_d%d", kind, d))
+		}
+	}
+	return ks
+}
 
 // attnLaunch is the block and the dynamic shared bytes of the forward, dq
 // and dk/dv kernels for head-size cap D, tensor-core (tc) or not

@@ -43,17 +43,10 @@ var groupedKernels = map[string]bool{
 	"gather_batch_sched": true, "loss_log": true, "count_log": true, "sgd_update_sched": true, "counter_add": true,
 }
 
-// Attention (attention.cu): every head-size variant of both kernel sets,
-// and attention_delta.
+// Attention (attention.cu): every kernel has a grouped variant.
 func init() {
-	groupedKernels["attention_delta"] = true
-	for _, kind := range []string{"fwd", "bwd_dq", "bwd_dkdv"} {
-		for _, d := range attnCaps {
-			groupedKernels[fmt.Sprintf("attention_%s_d%d", kind, d)] = true
-		}
-		for _, d := range attnTCCaps {
-			groupedKernels[fmt.Sprintf("attention_tc_%s_d%d", kind, d)] = true
-		}
+	for _, k := range attnKernels() {
+		groupedKernels[k] = true
 	}
 }
 
