@@ -1,6 +1,9 @@
 package cuda
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Cost is what one launch does, for profiles and the population
 // benchmark's roofline figures: Bytes is its compulsory memory traffic
@@ -37,7 +40,7 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 // head-size variants attention_*_d<cap> and attention_tc_*_d<cap> share
 // one.
 func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
-	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") && isDigits(kernel[i+2:]) {
+	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") && isCap(kernel[i+2:]) {
 		kernel = kernel[:i]
 		// The tensor-core kernels take the same arguments and do the
 		// same work.
@@ -282,12 +285,9 @@ func gemmCost(a costArgs, grid Dim3) Cost {
 	return Cost{Bytes: f32 * (m*k*times(sab, sar) + k*n*times(sbb, sbr) + cOut), FLOPs: 2 * m * n * k * r * z}
 }
 
-// isDigits reports whether s is a non-empty run of decimal digits.
-func isDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
+// isCap reports whether s is a head-size cap's number (the "16" of
+// attention_fwd_d16), not the rest of a name such as attention_delta.
+func isCap(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }
