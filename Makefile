@@ -46,7 +46,8 @@ NVCC ?= nvcc
 # SASS for Ampere (sm_80; also runs on sm_86/sm_89) and Hopper (sm_90), and
 # PTX for compute_90 so newer GPUs can JIT-compile it. Add e.g.
 # "-gencode arch=compute_75,code=sm_75" for a Turing card (its code has no
-# tensor-core attention: --gpu-precision tf32 needs sm_80 or newer).
+# tensor-core attention: --gpu-precision tf32 and 3xtf32 need sm_80 or
+# newer).
 CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 \
                 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90

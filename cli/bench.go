@@ -30,7 +30,7 @@ var benchTrainCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size"},
 		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path), cpu-ref (the plain reference), cuda (GPU 0 through the device-resident trainer of train --device cuda; a -tags cuda build), cuda-ops (GPU 0 op by op, inputs copied in and out: the conformance path), or cuda-emu / cuda-ops-emu (the same on the CPU emulator: slow, for checking)"},
-		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "with cuda or cuda-emu: fp32 or tf32 (attention on the tensor cores; DARTS_V2 has none)"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "with cuda or cuda-emu: fp32, tf32 or 3xtf32 (attention on the tensor cores; DARTS_V2 has none)"},
 		workersFlag,
 	},
 	Action: func(c *ucli.Context) error {

@@ -33,7 +33,7 @@ to check the path, saying nothing about speed.`,
 		&ucli.IntFlag{Name: "size", Value: 32, Usage: "spatial size of the cell maps (the last stage's are a quarter)"},
 		&ucli.StringFlag{Name: "case", Usage: "run only the cases whose name contains this text"},
 		&ucli.BoolFlag{Name: "quick", Usage: "--size 8 --batch-size 2 --iters 2, unless given"},
-		&ucli.StringFlag{Name: "precision", Value: "fp32,tf32", Usage: "precisions to time attention at, comma-separated: fp32, tf32 (tensor cores); the other ops have one"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32,tf32,3xtf32", Usage: "precisions to time attention at, comma-separated: fp32, tf32, 3xtf32 (the last two on the tensor cores); the other ops have one"},
 	},
 	Action: func(c *ucli.Context) error {
 		n, iters, size := c.Int("batch-size"), c.Int("iters"), c.Int("size")

@@ -22,7 +22,7 @@ One JSON line per stage and --precision. --emit-genomes writes the genomes and r
 bench/torch_population.py (the PyTorch peer) and exits.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "stage", Value: "1,2,3", Usage: "stages to run, comma-separated"},
-		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "precisions to run each stage at, comma-separated: fp32 (every product in float32), tf32 (attention on the tensor cores)"},
+		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "precisions to run each stage at, comma-separated: fp32 (every product in float32), tf32 (attention on the tensor cores), 3xtf32 (the same as 3xTF32, float32-like)"},
 		&ucli.IntFlag{Name: "candidates", Value: 50, Usage: "population size"},
 		&ucli.IntFlag{Name: "epochs", Value: 5, Usage: "proxy epochs"},
 		&ucli.IntFlag{Name: "train", Value: 5000, Usage: "training images"},

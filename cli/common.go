@@ -24,7 +24,7 @@ var (
 	channelsFlag     = &ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial cell channels C of the network", Category: "network"}
 	layersFlag       = &ucli.IntFlag{Name: "layers", Value: 5, Usage: "number of cells L (reductions at L/3 and 2L/3)", Category: "network"}
 	workersFlag      = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
-	gpuPrecisionFlag = &ucli.StringFlag{Name: "gpu-precision", Value: "fp32", Usage: "arithmetic of a GPU's products: fp32 (float32 throughout, as the CPU) or tf32 (attention on the tensor cores: TF32 operands, float32 sums, relative errors near 1e-3)", Category: "compute"}
+	gpuPrecisionFlag = &ucli.StringFlag{Name: "gpu-precision", Value: "fp32", Usage: "arithmetic of a GPU's products: fp32 (float32 throughout, as the CPU), tf32 (attention on the tensor cores: TF32 operands, float32 sums, relative errors near 1e-3) or 3xtf32 (attention on the tensor cores as 3xTF32: three products per one, errors near float32's)", Category: "compute"}
 	gpuStageFlag     = &ucli.IntFlag{Name: "gpu-stage", Value: 3, Usage: "how a GPU trains a population: 1 one stream per candidate, 2 launches fused across candidates, 3 fused and replayed as a CUDA graph", Category: "compute"}
 	deviceFlag       = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; a -tags cuda build) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
 	seedFlag         = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}

@@ -237,3 +237,31 @@ func TestBenchKernelsQuickEmulator(t *testing.T) {
 		t.Errorf("copy line %+v", cp)
 	}
 }
+
+// TestBenchKernelsAttentionPrecisions: by default bench kernels times
+// attention once per precision (fp32, tf32, 3xtf32), each line naming it,
+// and the other ops once.
+func TestBenchKernelsAttentionPrecisions(t *testing.T) {
+	code, out, stderr := run(context.Background(), "bench", "kernels", "--device", "cuda-emu", "--quick", "--case", "attention_8x8_h1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var v struct {
+			Case, Precision string
+			FwdUs           float64 `json:"fwd_us"`
+			BwdUs           float64 `json:"bwd_us"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("not JSON: %q: %v", l, err)
+		}
+		if v.Case != "attention_8x8_h1" || v.FwdUs <= 0 || v.BwdUs <= 0 {
+			t.Errorf("line %+v", v)
+		}
+		got = append(got, v.Precision)
+	}
+	if strings.Join(got, ",") != "fp32,tf32,3xtf32" {
+		t.Errorf("precisions %v, want fp32, tf32, 3xtf32", got)
+	}
+}

@@ -55,6 +55,16 @@ func TestConformanceAttentionTF32(t *testing.T) {
 	backendtest.RunCases(t, b, tf32AttentionCases(), tf32Tol)
 }
 
+// TestConformanceAttention3xTF32 holds the 3xTF32 attention
+// (attention_tc3_*) to the reference at the float32 kernels' own
+// tolerance (conformanceTol), which TF32 alone does not meet.
+func TestConformanceAttention3xTF32(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	b.SetPrecision(TF32x3)
+	backendtest.RunCases(t, b, tf32AttentionCases(), conformanceTol)
+}
+
 // attnArgs are attention's arguments for case c, filled from seed.
 func attnArgs(t *testing.T, c backendtest.Case, seed uint64) *nets.Args {
 	t.Helper()
@@ -77,25 +87,29 @@ func attnArgs(t *testing.T, c backendtest.Case, seed uint64) *nets.Args {
 		Saved: make([]float32, nets.SavedLen(c.Op, c.In))}
 }
 
-// TestAttentionTF32Error measures how far the TF32 kernels are from the
-// reference, next to the float32 kernels, and checks that TF32 really ran:
-// its results differ from float32's (rounding to 10 mantissa bits cannot
-// leave every output exact), by more than float32's own deviation, and
-// stay within tf32Tol.
+// TestAttentionTF32Error measures how far the tensor-core kernels are from
+// the reference, next to the float32 kernels, and checks that each really
+// ran. TF32: its results differ from float32's (rounding to 10 mantissa
+// bits cannot leave every output exact), by more than float32's own
+// deviation, and stay within tf32Tol. 3xTF32: its results differ from both
+// float32's and TF32's, and its error is within 10 times float32's and
+// under a tenth of TF32's.
 func TestAttentionTF32Error(t *testing.T) {
 	d := testDriver(t)
-	fp, tf := NewBackend(d), NewBackend(d)
+	fp, tf, x3 := NewBackend(d), NewBackend(d), NewBackend(d)
 	defer fp.Close()
 	defer tf.Close()
+	defer x3.Close()
 	tf.SetPrecision(TF32)
+	x3.SetPrecision(TF32x3)
 	for i, c := range tf32AttentionCases()[:8] {
-		ref, a32, a19 := attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i))
+		ref, a32, a19, a3 := attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i)), attnArgs(t, c, uint64(i))
 		nets.Ref{}.Forward(c.Op, ref)
 		nets.Ref{}.Backward(c.Op, ref)
 		for _, run := range []struct {
 			b *Backend
 			a *nets.Args
-		}{{fp, a32}, {tf, a19}} {
+		}{{fp, a32}, {tf, a19}, {x3, a3}} {
 			if err := run.b.ForwardErr(c.Op, run.a); err != nil {
 				t.Fatal(err)
 			}
@@ -103,11 +117,11 @@ func TestAttentionTF32Error(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// The largest |got - ref| / (atol + rtol*|ref|) under tf32Tol, over
-		// the output and the input gradient.
-		worst := func(a *nets.Args) (float64, float64) {
+		// The largest |got - want| and that over (atol + rtol*|want|)
+		// under tf32Tol, over the output and the input gradient.
+		worst := func(want, a *nets.Args) (float64, float64) {
 			w, abs := 0.0, 0.0
-			for _, p := range [][2][]float32{{ref.Out, a.Out}, {ref.DIn[0], a.DIn[0]}} {
+			for _, p := range [][2][]float32{{want.Out, a.Out}, {want.DIn[0], a.DIn[0]}} {
 				for k := range p[0] {
 					e := math.Abs(float64(p[1][k] - p[0][k]))
 					if math.IsNaN(e) {
@@ -119,26 +133,36 @@ func TestAttentionTF32Error(t *testing.T) {
 			}
 			return w, abs
 		}
-		w32, e32 := worst(a32)
-		w19, e19 := worst(a19)
-		t.Logf("%v: largest error fp32 %.2g, tf32 %.2g (%.2f of the TF32 tolerance)", c, e32, e19, w19)
+		_, e32 := worst(ref, a32)
+		w19, e19 := worst(ref, a19)
+		_, e3 := worst(ref, a3)
+		t.Logf("%v: largest error fp32 %.2g, tf32 %.2g (%.2f of the TF32 tolerance), 3xtf32 %.2g", c, e32, e19, w19, e3)
 		if !(w19 <= 1) {
 			t.Errorf("%v: TF32 error %.3g is %.2f times the tolerance", c, e19, w19)
 		}
 		if !(e19 > e32) {
 			t.Errorf("%v: TF32 error %.3g is not above float32's %.3g: did the tensor-core kernels run?", c, e19, e32)
 		}
-		_ = w32
+		if _, d := worst(a32, a3); !(d > 0) {
+			t.Errorf("%v: 3xTF32 results equal float32's bit for bit: did the 3xTF32 kernels run?", c)
+		}
+		if _, d := worst(a19, a3); !(d > 0) {
+			t.Errorf("%v: 3xTF32 results equal TF32's bit for bit: did the split products run?", c)
+		}
+		if !(e3 <= 10*max(e32, 1e-7) && e3 < e19/10) {
+			t.Errorf("%v: 3xTF32 error %.3g, want within 10x float32's %.3g and under a tenth of TF32's %.3g", c, e3, e32, e19)
+		}
 	}
 }
 
 // TestPopulationTF32 trains the population fixture (two of its three
 // candidates have attention) with attention on the tensor cores, fused and
-// graph-replayed, and holds it to the CPU reference at TF32's tolerance:
-// every step's loss and the validation loss. The same run at FP32 must
-// match tighter (TestConformancePopulation); here the TF32 weights must
-// differ from FP32's for the candidates with attention only, which shows
-// the tensor-core kernels ran where, and only where, they should.
+// graph-replayed, at TF32 and at 3xTF32, and holds it to the CPU
+// reference: every step's loss and the validation loss at TF32's
+// tolerance; at 3xTF32 also the weights, at the float32 tolerance of
+// TestConformancePopulation. The weights must differ from FP32's for the
+// candidates with attention only, which shows the tensor-core kernels ran
+// where, and only where, they should.
 func TestPopulationTF32(t *testing.T) {
 	d := testDriver(t)
 	f := newPopFixture(t, 3)
@@ -158,29 +182,43 @@ func TestPopulationTF32(t *testing.T) {
 		}
 		return rs
 	}
-	r32, r19 := run(FP32), run(TF32)
-	for i, pc := range f.cands {
-		steps, _, ref := cpuReference(t, pc, f.train, f.val)
-		r := r19[i]
-		if r.Status != nets.StatusOK {
-			t.Fatalf("candidate %d: status %s (%s)", i, r.Status, r.Error)
+	r32 := run(FP32)
+	refs := cpuReferences(t, f)
+	for _, prec := range []Precision{TF32, TF32x3} {
+		// step-loss and weight tolerances (absolute, relative)
+		lossTol, wTol := [2]float64{1e-3, 1e-2}, [2]float64{math.Inf(1), 0}
+		if prec == TF32x3 {
+			lossTol, wTol = [2]float64{1e-4, 1e-3}, [2]float64{1e-4, 1e-3}
 		}
-		for s := range steps {
-			if !popClose(r.StepLosses[s], steps[s], 1e-3, 1e-2) {
-				t.Errorf("candidate %d step %d: TF32 loss %.6f, cpu %.6f", i, s, r.StepLosses[s], steps[s])
+		rs := run(prec)
+		for i := range f.cands {
+			r, want := rs[i], refs[i]
+			if r.Status != nets.StatusOK {
+				t.Fatalf("%s candidate %d: status %s (%s)", prec, i, r.Status, r.Error)
 			}
-		}
-		if !popClose(r.ValLoss, ref.ValLoss, 1e-2, 3e-2) {
-			t.Errorf("candidate %d: TF32 validation loss %.6f, cpu %.6f", i, r.ValLoss, ref.ValLoss)
-		}
-		same := true
-		for k := range r.Weights {
-			for j := range r.Weights[k] {
-				same = same && r.Weights[k][j] == r32[i].Weights[k][j]
+			for s := range want.steps {
+				if !popClose(r.StepLosses[s], want.steps[s], lossTol[0], lossTol[1]) {
+					t.Errorf("%s candidate %d step %d: loss %.6f, cpu %.6f", prec, i, s, r.StepLosses[s], want.steps[s])
+				}
 			}
-		}
-		if same == hasAttn[i] {
-			t.Errorf("candidate %d (attention: %v): TF32 weights identical to FP32's: %v", i, hasAttn[i], same)
+			if !popClose(r.ValLoss, want.res.ValLoss, 1e-2, 3e-2) {
+				t.Errorf("%s candidate %d: validation loss %.6f, cpu %.6f", prec, i, r.ValLoss, want.res.ValLoss)
+			}
+			same, bad := true, 0
+			for k := range r.Weights {
+				for j := range r.Weights[k] {
+					same = same && r.Weights[k][j] == r32[i].Weights[k][j]
+					if !popClose(float64(r.Weights[k][j]), float64(want.weights[k][j]), wTol[0], wTol[1]) {
+						if bad < 3 {
+							t.Errorf("%s candidate %d param %d[%d]: %.6f, cpu %.6f", prec, i, k, j, r.Weights[k][j], want.weights[k][j])
+						}
+						bad++
+					}
+				}
+			}
+			if same == hasAttn[i] {
+				t.Errorf("%s candidate %d (attention: %v): weights identical to FP32's: %v", prec, i, hasAttn[i], same)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/naturecast/evosearch/nets"
 )
@@ -38,27 +39,34 @@ const (
 	// operands (float32's range, 10 of its 23 mantissa bits) and float32
 	// sums: several times the float32 rate, relative errors near 1e-3.
 	TF32
+	// TF32x3 runs attention's products on the tensor cores as 3xTF32:
+	// each float32 operand split into a TF32 head and a TF32 remainder,
+	// three products per one (the remainders' own product dropped).
+	// Errors near float32's, at a third of TF32's rate.
+	TF32x3
 )
 
 // Precisions lists the precisions by name, as flags spell them.
-var Precisions = []string{"fp32", "tf32"}
+var Precisions = []string{"fp32", "tf32", "3xtf32"}
 
 func (p Precision) String() string {
-	if p == TF32 {
-		return "tf32"
+	if p >= 0 && int(p) < len(Precisions) {
+		return Precisions[p]
 	}
-	return "fp32"
+	return fmt.Sprintf("Precision(%d)", int(p))
 }
 
-// ParsePrecision reads a precision's name (fp32, tf32).
+// tensorCores reports whether p runs attention on the tensor cores.
+func (p Precision) tensorCores() bool { return p == TF32 || p == TF32x3 }
+
+// ParsePrecision reads a precision's name (fp32, tf32, 3xtf32).
 func ParsePrecision(s string) (Precision, error) {
-	switch s {
-	case "fp32":
-		return FP32, nil
-	case "tf32":
-		return TF32, nil
+	for i, n := range Precisions {
+		if s == n {
+			return Precision(i), nil
+		}
 	}
-	return FP32, fmt.Errorf("unknown precision %q (valid: fp32, tf32)", s)
+	return FP32, fmt.Errorf("unknown precision %q (valid: %s)", s, strings.Join(Precisions, ", "))
 }
 
 // SetPrecision selects the precision of later calls' products.
@@ -1046,8 +1054,8 @@ const (
 
 func attnCap(d int) int { return capOf(attnCaps, d) }
 
-// attnKernels names every attention kernel: both sets at every head-size
-// cap, and attention_delta.
+// attnKernels names every attention kernel: the three sets (float32,
+// TF32, 3xTF32) at every head-size cap, and attention_delta.
 func attnKernels() []string {
 	ks := []string{"attention_delta"}
 	for _, kind := range []string{"fwd", "bwd_dq", "bwd_dkdv"} {
@@ -1055,7 +1063,7 @@ func attnKernels() []string {
 			ks = append(ks, fmt.Sprintf("attention_%s_d%d", kind, d))
 		}
 		for _, d := range attnTCCaps {
-			ks = append(ks, fmt.Sprintf("attention_tc_%s_d%d", kind, d))
+			ks = append(ks, fmt.Sprintf("attention_tc_%s_d%d", kind, d), fmt.Sprintf("attention_tc3_%s_d%d", kind, d))
 		}
 	}
 	return ks
@@ -1091,15 +1099,19 @@ func capOf(caps []int, d int) int {
 // forward's and attention_delta forms delta from y and dy; otherwise
 // attention_fwd recomputes both. Then the dq and dk/dv kernels add into
 // dx (with set, store). At TF32 the tensor-core kernels (attention_tc_*)
-// run instead, with the same arguments.
+// run instead, with the same arguments; at TF32x3 their 3xTF32 twins
+// (attention_tc3_*).
 func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
 	grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}
-	tc := c.b.prec == TF32
+	tc := c.b.prec.tensorCores()
 	prefix, D := "attention_", attnCap(d)
 	if tc {
 		prefix, D = "attention_tc_", capOf(attnTCCaps, d)
+		if c.b.prec == TF32x3 {
+			prefix = "attention_tc3_"
+		}
 	}
 	block, fwdB, dqB, dkdvB := attnLaunch(tc, D)
 	dims := []any{i32(os.C), i32(p), i32(heads)}

@@ -37,14 +37,14 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 }
 
 // costFunc is kernel's entry of costFuncs (nil: none); attention's
-// head-size variants attention_*_d<cap> and attention_tc_*_d<cap> share
-// one.
+// head-size variants attention_*_d<cap>, attention_tc_*_d<cap> and
+// attention_tc3_*_d<cap> share one.
 func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
 	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") && isCap(kernel[i+2:]) {
 		kernel = kernel[:i]
 		// The tensor-core kernels take the same arguments and do the
-		// same work.
-		kernel = strings.Replace(kernel, "attention_tc_", "attention_", 1)
+		// same useful work (3xTF32's extra products are not counted).
+		kernel = strings.Replace(strings.Replace(kernel, "attention_tc3_", "attention_", 1), "attention_tc_", "attention_", 1)
 	}
 	return costFuncs[kernel]
 }

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "5295221df6b9953349491585b29500aeb8b222bb76c682bcdb7b2ba07978c058"
+const emuSourcesDigest = "31611ee80d03c6f759f76bc4e4e14f3d8b927aab09b1d941917b29977e5d0d8a"

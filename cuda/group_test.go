@@ -176,14 +176,14 @@ func ew1(n int, bufs []gbuf, args ...any) ginst {
 
 func bufs(b ...gbuf) []gbuf { return b }
 
-// Attention's head-size variants (both kernel sets): instances of several
-// head counts, sizes d <= D (padding rows), positions P across one or more
-// 64-row blocks and 32-column tiles, batches of 1 and 2.
+// Attention's head-size variants (the three kernel sets): instances of
+// several head counts, sizes d <= D (padding rows), positions P across one
+// or more 64-row blocks and 32-column tiles, batches of 1 and 2.
 func init() {
-	for _, tc := range []bool{false, true} {
-		caps, prefix := attnCaps, "attention_"
+	for _, prefix := range []string{"attention_", "attention_tc_", "attention_tc3_"} {
+		tc, caps := prefix != "attention_", attnCaps
 		if tc {
-			caps, prefix = attnTCCaps, "attention_tc_"
+			caps = attnTCCaps
 		}
 		for _, D := range caps {
 			block, fwdB, dqB, dkdvB := attnLaunch(tc, D)

@@ -68,21 +68,31 @@ func cpuReference(t testing.TB, pc PopCandidate, train, val *data.Dataset) (step
 
 func popClose(a, b, atol, rtol float64) bool { return math.Abs(a-b) <= atol+rtol*math.Abs(b) }
 
+// popRef is one candidate trained alone on the CPU reference: its
+// per-step losses, trained weights and result.
+type popRef struct {
+	steps   []float64
+	weights [][]float32
+	res     nets.TrainResult
+}
+
+// cpuReferences trains each of f's candidates alone on the CPU reference.
+func cpuReferences(t *testing.T, f popFixture) []popRef {
+	t.Helper()
+	refs := make([]popRef, len(f.cands))
+	for i, pc := range f.cands {
+		refs[i].steps, refs[i].weights, refs[i].res = cpuReference(t, pc, f.train, f.val)
+	}
+	return refs
+}
+
 // TestConformancePopulation trains a small population at every stage and
 // holds each candidate to the CPU reference trained alone: per-step
 // losses, trained weights, loss curve and validation scores.
 func TestConformancePopulation(t *testing.T) {
 	d := testDriver(t)
 	f := newPopFixture(t, 3)
-	type ref struct {
-		steps   []float64
-		weights [][]float32
-		res     nets.TrainResult
-	}
-	refs := make([]ref, len(f.cands))
-	for i, pc := range f.cands {
-		refs[i].steps, refs[i].weights, refs[i].res = cpuReference(t, pc, f.train, f.val)
-	}
+	refs := cpuReferences(t, f)
 	// The fixture must reach the step's gradient plan: ReLUs folded into
 	// convolutions, gradients their first writer stores, gradients cleared,
 	// gradients that are their Add's, batch norms applied by their Add.

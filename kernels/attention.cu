@@ -304,10 +304,11 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 // EVO_ATT_KERNEL_SET(NAME, IMPL, D) defines and registers NAME_fwd_d<D>,
 // NAME_bwd_dq_d<D> and NAME_bwd_dkdv_d<D>, each with its grouped variant
 // (evo_cuda.h, EVO_KERNELS), over the bodies IMPL_fwd<D>, IMPL_bwd_dq<D>
-// and IMPL_bwd_dkdv<D> (the tensor-core set below uses it too). Population
-// training fuses the candidates' attentions into one launch: at 16x16 and
-// 8x8 one candidate's grid is too small to fill a GPU. Every name needs its
-// EVO_PARAMS_ entry, one of the two lists here.
+// and IMPL_bwd_dkdv<D> (EVO_ATT_TC_SET below does the same for the
+// tensor-core sets). Population training fuses the candidates' attentions
+// into one launch: at 16x16 and 8x8 one candidate's grid is too small to
+// fill a GPU. Every name needs its EVO_PARAMS_ entry, one of the two lists
+// here.
 #define EVO_ATT_FWD_PARAMS(X)                                                                             \
     X(const float* __restrict__, x) X(float* __restrict__, y) X(float* __restrict__, lse)                 \
     X(const float* __restrict__, dy) X(float* __restrict__, delta) X(int, C) X(int, P) X(int, heads)
@@ -370,20 +371,22 @@ EVO_BODY(attention_delta) {
 }
 EVO_KERNELS(attention_delta);
 
-// ---- Tensor-core variants (TF32) ---------------------------------------------
+// ---- Tensor-core variants (TF32 and 3xTF32) ----------------------------------
 //
 // The same three kernels with the products on the tensor cores, through
 // nvcuda::wmma's m16n16k8 TF32 fragments (Ampere and newer; the fatbin has
 // no older code). TF32 keeps float's range and 10 of its 23 mantissa bits,
 // so scores and gradients carry relative errors near 1e-3: the host runs
-// these only when asked for TF32 (cuda.TF32), and the conformance suite
-// holds them to a TF32 tolerance.
+// attention_tc_* only when asked for TF32 (cuda.TF32), and the conformance
+// suite holds them to a TF32 tolerance. attention_tc3_* (cuda.TF32x3) take
+// each product as three (evo_tc_mma, 3xTF32) and are held to float32's.
 //
 // Work split, as in FlashAttention-2: a block owns 64 rows (queries for
 // attention_tc_fwd and attention_tc_bwd_dq, keys for attention_tc_bwd_dkdv),
 // each of its 4 warps 16 of them, whose operand fragments it keeps in
 // registers. The block walks the other side 32 columns at a time, staged
-// in shared memory (rounded to TF32, zero past d and past P). Each warp
+// in shared memory (rounded to TF32 but for 3xTF32, zero past d and past
+// P). Each warp
 // multiplies its 16 rows into a 16x32 tile, stores it to its own shared
 // tile, and its lanes (two per row, 16 columns each) apply the softmax
 // terms there; the tile is then read back as the next product's operand.
@@ -427,15 +430,57 @@ typedef evo_wmma::fragment<evo_wmma::accumulator, 16, 16, 8, float> evo_tc_acc;
 
 static __device__ __forceinline__ float evo_tf32(float v) { return evo_wmma::__float_to_tf32(v); }
 
+// evo_tc_round is what an operand is rounded to when it is staged: TF32
+// for one product per tile; nothing with X3 (3xTF32), whose products split
+// each operand as they use it.
+template <bool X3>
+static __device__ __forceinline__ float evo_tc_round(float v) {
+    return X3 ? v : evo_tf32(v);
+}
+
+// evo_tc_split splits a fragment of float operands into its TF32 head
+// (hi) and the TF32 rounding of the rest (lo): f ~ hi + lo to about 21
+// mantissa bits. The same operation on every element, so layout-free.
+template <class F>
+static __device__ __forceinline__ void evo_tc_split(const F& f, F& hi, F& lo) {
+#pragma unroll
+    for (int e = 0; e < f.num_elements; e++) {
+        hi.x[e] = evo_tf32(f.x[e]);
+        lo.x[e] = evo_tf32(f.x[e] - hi.x[e]);
+    }
+}
+
+// evo_tc_mma: c += a b. Without X3 the operands are TF32 already (staged
+// so) and this is one product. With X3 it is 3xTF32 (as in CUTLASS's
+// "3xTF32" and Ootomo and Yokota, "Recovering single precision accuracy
+// from Tensor Cores while surpassing the FP32 theoretical peak
+// performance", 2022): a_lo b_hi + a_hi b_lo + a_hi b_hi, the small terms
+// first, dropping a_lo b_lo (about 2^-22 of the product): float32-like
+// results at three tensor-core products per one.
+template <bool X3, class FA, class FB>
+static __device__ __forceinline__ void evo_tc_mma(evo_tc_acc& c, const FA& a, const FB& b) {
+    if (X3) {
+        FA ah, al;
+        FB bh, bl;
+        evo_tc_split(a, ah, al);
+        evo_tc_split(b, bh, bl);
+        evo_wmma::mma_sync(c, al, bh, c);
+        evo_wmma::mma_sync(c, ah, bl, c);
+        evo_wmma::mma_sync(c, ah, bh, c);
+    } else {
+        evo_wmma::mma_sync(c, a, b, c);
+    }
+}
+
 // evo_tc_stage stages columns [c0, c0+COLS) of the d rows of src (row
-// stride P), times mul and rounded to TF32, into dst[j*LD + t]; rows d..D-1
-// and columns past P are zeros.
-template <int D, int COLS, int LD>
+// stride P), times mul and rounded as evo_tc_round<X3>, into dst[j*LD + t];
+// rows d..D-1 and columns past P are zeros.
+template <int D, int COLS, int LD, bool X3>
 static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __restrict__ src, int d, int P, int c0,
                                                     float mul) {
     for (int e = threadIdx.x; e < D * COLS; e += blockDim.x) {
         const int j = e / COLS, t = e % COLS;
-        dst[j * LD + t] = (j < d && c0 + t < P) ? evo_tf32(src[(long long)j * P + c0 + t] * mul) : 0.0f;
+        dst[j * LD + t] = (j < d && c0 + t < P) ? evo_tc_round<X3>(src[(long long)j * P + c0 + t] * mul) : 0.0f;
     }
 }
 
@@ -443,12 +488,12 @@ static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __r
 // times mul1 and src2, at smem (2*D*LDR floats) and loads this warp's 16
 // rows of each into a1[D/8] and a2[D/8]. The staging area is free again
 // after the caller's next __syncthreads.
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_tc_own2(evo_tc_acol* a1, evo_tc_acol* a2, const float* __restrict__ src1,
                                                    float mul1, const float* __restrict__ src2, int d, int P, int r0,
                                                    float* smem) {
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem, src1, d, P, r0, mul1);
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(smem + D * EVO_TC_LDR, src2, d, P, r0, 1.0f);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(smem, src1, d, P, r0, mul1);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(smem + D * EVO_TC_LDR, src2, d, P, r0, 1.0f);
     __syncthreads();
     const int warp = threadIdx.x / EVO_WARP;
 #pragma unroll
@@ -461,7 +506,7 @@ static __device__ __forceinline__ void evo_tc_own2(evo_tc_acol* a1, evo_tc_acol*
 // evo_tc_rows16 multiplies the warp's 16 rows (a[D/8], 16 x D) by the
 // D x TILE operand at b (row-major, ldm LDT) and stores the 16 x TILE
 // product at out (ldm SLD).
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const float* b, float* out) {
 #pragma unroll
     for (int nb = 0; nb < EVO_TC_TILE / 16; nb++) {
@@ -471,7 +516,7 @@ static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const
         for (int kk = 0; kk < D / 8; kk++) {
             evo_tc_brow f;
             evo_wmma::load_matrix_sync(f, b + kk * 8 * EVO_TC_LDT + nb * 16, EVO_TC_LDT);
-            evo_wmma::mma_sync(s, a[kk], f, s);
+            evo_tc_mma<X3>(s, a[kk], f);
         }
         evo_wmma::store_matrix_sync(out + nb * 16, s, EVO_TC_SLD, evo_wmma::mem_row_major);
     }
@@ -479,7 +524,7 @@ static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const
 
 // evo_tc_accum adds the warp's 16 x TILE tile at a (ldm SLD) times the
 // TILE x D operand whose (k, n) element is b[n*LDT + k] into acc[D/16].
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float* a, const float* b) {
 #pragma unroll
     for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
@@ -489,7 +534,7 @@ static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float
         for (int nb = 0; nb < D / 16; nb++) {
             evo_tc_bcol fb;
             evo_wmma::load_matrix_sync(fb, b + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
-            evo_wmma::mma_sync(acc[nb], fa, fb, acc[nb]);
+            evo_tc_mma<X3>(acc[nb], fa, fb);
         }
     }
 }
@@ -508,7 +553,7 @@ static __device__ __forceinline__ void evo_tc_write(float* __restrict__ dst, con
     }
 }
 
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__ x, float* __restrict__ y,
                                                        float* __restrict__ lse, const float* __restrict__ dy,
                                                        float* __restrict__ delta, int C, int P, int heads,
@@ -523,7 +568,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     const int d = a.d, i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
     const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v;
 
-    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR>(qo, q, d, P, i0, scale);
+    evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(qo, q, d, P, i0, scale);
     __syncthreads();
     evo_tc_acol qa[D / 8];
 #pragma unroll
@@ -536,10 +581,10 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     float m = -INFINITY, l = 0.0f;
     for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
         __syncthreads();  // the last tile's ks and vs are read (and os is zeroed)
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(ks, k, d, P, t0, 1.0f);
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(vs, v, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(vs, v, d, P, t0, 1.0f);
         __syncthreads();
-        evo_tc_rows16<D>(qa, ks, ss);
+        evo_tc_rows16<D, X3>(qa, ks, ss);
         __syncwarp();
         // Online softmax over this lane's 16 scores of row r; its partner
         // lane (lane ^ 1) has the other 16.
@@ -556,7 +601,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
         for (int c = 0; c < 16; c++) {
             const float p = t0 + c0 + c < P ? expf(sr[c] - mn) : 0.0f;
             sum += p;
-            sr[c] = evo_tf32(p);
+            sr[c] = evo_tc_round<X3>(p);
         }
         sum += __shfl_xor_sync(EVO_FULL_MASK, sum, 1);
         l = l * corr + sum;
@@ -575,7 +620,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
                 evo_tc_bcol fb;
                 evo_wmma::load_matrix_sync(fa, ss + kk * 8, EVO_TC_SLD);
                 evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
-                evo_wmma::mma_sync(o, fa, fb, o);
+                evo_tc_mma<X3>(o, fa, fb);
             }
             evo_wmma::store_matrix_sync(os + nb * 16, o, D, evo_wmma::mem_row_major);
         }
@@ -606,7 +651,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     }
 }
 
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
                                                           const float* __restrict__ lse,
                                                           const float* __restrict__ delta, float* __restrict__ dx,
@@ -622,7 +667,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     const long long base = a.base;
 
     evo_tc_acol qa[D / 8], ga[D / 8];
-    evo_tc_own2<D>(qa, ga, q, scale, g, d, P, i0, smem);
+    evo_tc_own2<D, X3>(qa, ga, q, scale, g, d, P, i0, smem);
     evo_tc_acc dq[D / 16];
 #pragma unroll
     for (int nb = 0; nb < D / 16; nb++) evo_wmma::fill_fragment(dq[nb], 0.0f);
@@ -633,21 +678,21 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     const float li = i < P ? lse[row] : 0.0f, di = i < P ? delta[row] : 0.0f;
     for (int t0 = 0; t0 < P; t0 += EVO_TC_TILE) {
         __syncthreads();  // the staging area, or the last tile, is read
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(ks, k, d, P, t0, 1.0f);
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(vs, v, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(ks, k, d, P, t0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(vs, v, d, P, t0, 1.0f);
         __syncthreads();
-        evo_tc_rows16<D>(qa, ks, ss);  // S = scale q . k
-        evo_tc_rows16<D>(ga, vs, ps);  // dP = do . v
+        evo_tc_rows16<D, X3>(qa, ks, ss);  // S = scale q . k
+        evo_tc_rows16<D, X3>(ga, vs, ps);  // dP = do . v
         __syncwarp();
         float* sr = ss + r * EVO_TC_SLD + c0;
         const float* pr = ps + r * EVO_TC_SLD + c0;
 #pragma unroll
         for (int c = 0; c < 16; c++) {
             const float p = t0 + c0 + c < P ? expf(sr[c] - li) : 0.0f;
-            sr[c] = evo_tf32(p * (pr[c] - di));
+            sr[c] = evo_tc_round<X3>(p * (pr[c] - di));
         }
         __syncwarp();
-        evo_tc_accum<D>(dq, ss, ks);  // dq += dS . k
+        evo_tc_accum<D, X3>(dq, ss, ks);  // dq += dS . k
     }
     __syncthreads();  // ks, vs and the tiles are free for the results
     float* out = smem + warp * 16 * D;
@@ -660,7 +705,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     evo_tc_write<D>(dx + base, out, d, P, w0, set);
 }
 
-template <int D>
+template <int D, bool X3>
 static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restrict__ x,
                                                             const float* __restrict__ dy,
                                                             const float* __restrict__ lse,
@@ -680,7 +725,7 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     const long long base = a.base, rows = a.rows;
 
     evo_tc_acol ka[D / 8], va[D / 8];
-    evo_tc_own2<D>(ka, va, k, 1.0f, v, d, P, t0b, smem);
+    evo_tc_own2<D, X3>(ka, va, k, 1.0f, v, d, P, t0b, smem);
     evo_tc_acc dk[D / 16], dv[D / 16];
 #pragma unroll
     for (int nb = 0; nb < D / 16; nb++) {
@@ -691,15 +736,15 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     const int r = lane >> 1, c0 = (lane & 1) * 16;
     for (int i0 = 0; i0 < P; i0 += EVO_TC_TILE) {
         __syncthreads();  // the staging area, or the last tile, is read
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(qs, q, d, P, i0, scale);
-        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT>(gs, g, d, P, i0, 1.0f);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(qs, q, d, P, i0, scale);
+        evo_tc_stage<D, EVO_TC_TILE, EVO_TC_LDT, X3>(gs, g, d, P, i0, 1.0f);
         for (int e = threadIdx.x; e < EVO_TC_TILE; e += blockDim.x) {
             lt[e] = i0 + e < P ? lse[rows + i0 + e] : 0.0f;
             dt[e] = i0 + e < P ? delta[rows + i0 + e] : 0.0f;
         }
         __syncthreads();
-        evo_tc_rows16<D>(ka, qs, ss);  // S^T = k . scale q
-        evo_tc_rows16<D>(va, gs, ps);  // dP^T = v . do
+        evo_tc_rows16<D, X3>(ka, qs, ss);  // S^T = k . scale q
+        evo_tc_rows16<D, X3>(va, gs, ps);  // dP^T = v . do
         __syncwarp();
         float* sr = ss + r * EVO_TC_SLD + c0;
         float* pr = ps + r * EVO_TC_SLD + c0;
@@ -707,12 +752,12 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
         for (int c = 0; c < 16; c++) {
             const int col = c0 + c;
             const float p = i0 + col < P ? expf(sr[c] - lt[col]) : 0.0f;
-            sr[c] = evo_tf32(p);
-            pr[c] = evo_tf32(p * (pr[c] - dt[col]));
+            sr[c] = evo_tc_round<X3>(p);
+            pr[c] = evo_tc_round<X3>(p * (pr[c] - dt[col]));
         }
         __syncwarp();
-        evo_tc_accum<D>(dv, ss, gs);  // dv += P^T . do
-        evo_tc_accum<D>(dk, ps, qs);  // dk += dS^T . scale q
+        evo_tc_accum<D, X3>(dv, ss, gs);  // dv += P^T . do
+        evo_tc_accum<D, X3>(dk, ps, qs);  // dk += dS^T . scale q
     }
     __syncthreads();
     float* outk = smem + warp * 16 * D;
@@ -728,8 +773,13 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
 }
 
 // attention_tc_fwd_d<D>, attention_tc_bwd_dq_d<D>, attention_tc_bwd_dkdv_d<D>
+// (one TF32 product per tile) and attention_tc3_* (3xTF32, cuda.TF32x3)
 // for D = 16, 32, 64; the host picks the smallest D >= d (cuda.attnTCCaps).
-#define EVO_ATT_TC_KERNELS(D) EVO_ATT_KERNEL_SET(attention_tc, evo_attn_tc, D)
+#define EVO_ATT_TC_SET(NAME, D, X3)                                                                         \
+    EVO_ATT_ONE(NAME##_fwd_d##D, (evo_attn_tc_fwd<D, X3>(x, y, lse, dy, delta, C, P, heads, smem, g)))       \
+    EVO_ATT_ONE(NAME##_bwd_dq_d##D, (evo_attn_tc_bwd_dq<D, X3>(x, dy, lse, delta, dx, C, P, heads, set, smem, g))) \
+    EVO_ATT_ONE(NAME##_bwd_dkdv_d##D, (evo_attn_tc_bwd_dkdv<D, X3>(x, dy, lse, delta, dx, C, P, heads, set, smem, g)))
+#define EVO_ATT_TC_KERNELS(D) EVO_ATT_TC_SET(attention_tc, D, false) EVO_ATT_TC_SET(attention_tc3, D, true)
 #define EVO_PARAMS_attention_tc_fwd_d16 EVO_ATT_FWD_PARAMS
 #define EVO_PARAMS_attention_tc_fwd_d32 EVO_ATT_FWD_PARAMS
 #define EVO_PARAMS_attention_tc_fwd_d64 EVO_ATT_FWD_PARAMS
@@ -739,6 +789,15 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
 #define EVO_PARAMS_attention_tc_bwd_dkdv_d16 EVO_ATT_BWD_PARAMS
 #define EVO_PARAMS_attention_tc_bwd_dkdv_d32 EVO_ATT_BWD_PARAMS
 #define EVO_PARAMS_attention_tc_bwd_dkdv_d64 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_fwd_d16 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc3_fwd_d32 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc3_fwd_d64 EVO_ATT_FWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dq_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dq_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dq_d64 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dkdv_d16 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dkdv_d32 EVO_ATT_BWD_PARAMS
+#define EVO_PARAMS_attention_tc3_bwd_dkdv_d64 EVO_ATT_BWD_PARAMS
 
 EVO_ATT_TC_KERNELS(16)
 EVO_ATT_TC_KERNELS(32)

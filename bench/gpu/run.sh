@@ -160,19 +160,21 @@ else
 	skip conformance "cuda.test missing from the bundle"
 fi
 
-# 1b. each op's kernels alone, attention at FP32 and TF32 (seconds; the
-#     clearest reading of the tensor-core kernels against the FP32 ones)
+# 1b. each op's kernels alone, attention at FP32, TF32 and 3xTF32 (seconds;
+#     the clearest reading of the tensor-core kernels against the FP32 ones)
 if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *kernels'; then
 	step bench-kernels 90 "$bin" bench kernels --device cuda
 fi
 
-# 2. proxy-50 (issue 5): the three stages side by side, at FP32 and with
-#    attention on the tensor cores (TF32), on 4 steps of each of the 5 epochs
-#    (projected to whole epochs), then in full with the fastest path; then
+# 2. proxy-50 (issue 5): the three stages side by side at FP32, then stage 3
+#    with attention on the tensor cores (TF32 and 3xTF32), on 4 steps of
+#    each of the 5 epochs (projected to whole epochs), then in full with the
+#    fastest path; then
 #    the PyTorch peer on the same genomes, one at a time and as concurrent
 #    processes
 if $has_pop; then
-	step bench-population-stages 180 "$bin" bench population --stage 1,2,3 --precision fp32,tf32 --epochs 5 --max-steps 4
+	step bench-population-stages 120 "$bin" bench population --stage 1,2,3 --precision fp32 --epochs 5 --max-steps 4
+	step bench-population-precisions 90 "$bin" bench population --stage 3 --precision tf32,3xtf32 --epochs 5 --max-steps 4
 	step bench-population 240 "$bin" bench population --stage 3 --precision tf32
 else
 	skip bench-population "this evosearch has no bench population"
@@ -260,7 +262,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
 	done
-	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population bench-kernels torch-population; do
+	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population-precisions bench-population bench-kernels torch-population; do
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
 	done
