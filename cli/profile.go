@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,13 +43,16 @@ Workloads:
 GPU counters come from NVML (libnvidia-ml, loaded at run time) every --interval: utilization,
 memory, power, clocks, temperature, and on Hopper and newer GPM's SM utilization, occupancy,
 FP32/tensor activity and DRAM bandwidth. Without an NVIDIA driver the profile goes on without
-them and says so.`,
+them and says so. --nvml-lib names the library where the loader does not find it (a container
+with the driver's libraries mounted elsewhere); a library named there that cannot be loaded is
+an error.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "workload", Value: "population", Usage: "population, train or search"},
 		&ucli.StringFlag{Name: "output", Usage: "output folder (required)"},
 		&ucli.StringFlag{Name: "device", Usage: "population: cuda (default) or cuda-emu; train: cpu (default), cuda or cuda-emu"},
 		&ucli.DurationFlag{Name: "interval", Value: profile.DefaultInterval, Usage: "GPU sampling interval"},
 		&ucli.IntFlag{Name: "gpu", Value: 0, Usage: "index of the GPU NVML samples"},
+		&ucli.StringFlag{Name: "nvml-lib", Usage: "NVML library file to load (default " + profile.DefaultNVMLLibrary + ", as the dynamic loader finds it)"},
 		&ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial channels C", Category: "population and train"},
 		&ucli.IntFlag{Name: "layers", Value: 5, Usage: "cells L", Category: "population and train"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size", Category: "population and train"},
@@ -79,6 +83,11 @@ func runProfile(c *ucli.Context) error {
 	}
 	if c.Duration("interval") < time.Millisecond {
 		return usagef("--interval %v: must be at least 1ms", c.Duration("interval"))
+	}
+	if lib := c.String("nvml-lib"); lib != "" {
+		if st, err := os.Stat(lib); err != nil || st.IsDir() {
+			return usagef("--nvml-lib %s: no such library file", lib)
+		}
 	}
 	wl := c.String("workload")
 	if wl != "search" && c.Args().Present() {
@@ -132,13 +141,18 @@ func runProfile(c *ucli.Context) error {
 }
 
 // gpuSampler starts NVML sampling; where it cannot, it returns nil and
-// the note that says why.
-func gpuSampler(c *ucli.Context, origin time.Time) (*profile.Sampler, string) {
-	s, err := profile.StartNVML(c.Int("gpu"), c.Duration("interval"), origin)
-	if err != nil {
-		return nil, fmt.Sprintf("no GPU counters: %v", err)
+// the note that says why, or, when --nvml-lib named the library, an
+// error.
+func gpuSampler(c *ucli.Context, origin time.Time) (*profile.Sampler, string, error) {
+	lib := c.String("nvml-lib")
+	s, err := profile.StartNVML(lib, c.Int("gpu"), c.Duration("interval"), origin)
+	switch {
+	case err != nil && lib != "":
+		return nil, "", fmt.Errorf("--nvml-lib %s: %w", lib, err)
+	case err != nil:
+		return nil, fmt.Sprintf("no GPU counters: %v", err), nil
 	}
-	return s, ""
+	return s, "", nil
 }
 
 // finish stops the sampler and moves its samples, device and warnings
@@ -222,7 +236,10 @@ func traceResident(c *ucli.Context, workload, dev string, d cuda.Driver, train, 
 	var smp *profile.Sampler
 	if dev == "cuda" {
 		var note string
-		if smp, note = gpuSampler(c, origin); note != "" {
+		var err error
+		if smp, note, err = gpuSampler(c, origin); err != nil {
+			return nil, nil, cuda.PopStats{}, err
+		} else if note != "" {
 			notes = append(notes, note)
 		}
 	} else {
@@ -340,7 +357,10 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 	var smp *profile.Sampler
 	if dev == "cuda" {
 		var note string
-		if smp, note = gpuSampler(c, origin); note != "" {
+		var err error
+		if smp, note, err = gpuSampler(c, origin); err != nil {
+			return nil, err
+		} else if note != "" {
 			notes = append(notes, note)
 		}
 		defer func() {
@@ -412,7 +432,10 @@ func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
 		return nil, usagef("profile --workload search: leave out the search's --output (it goes to %s)", filepath.Join(out, "search"))
 	}
 	origin := time.Now()
-	smp, note := gpuSampler(c, origin)
+	smp, note, err := gpuSampler(c, origin)
+	if err != nil {
+		return nil, err
+	}
 	var notes []string
 	if note != "" {
 		notes = append(notes, note)
@@ -432,12 +455,36 @@ func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
 		return nil, fmt.Errorf("profile --workload search: %w", runErr)
 	}
 	span := profile.Span{Name: "search", Cat: "workload", StartUs: float64(t0.Microseconds()), EndUs: float64(t1.Microseconds())}
-	rep := profile.NewReport("search", "see the search flags", []profile.Span{span}, nil)
+	rep := profile.NewReport("search", searchDevice(args), []profile.Span{span}, nil)
 	rep.Notes = append(notes, "a search is profiled as a whole: its kernels are not timed one by one (use --workload population for that)")
 	rep.TrackNames = map[int]string{0: "search"}
 	rep.Options = map[string]any{"search_args": args}
 	finish(rep, smp)
 	return rep, nil
+}
+
+// searchDevice is the --device the search's flags args choose, as the
+// search reads it: the flag, else $EVOSEARCH_DEVICE, else cpu.
+func searchDevice(args []string) string {
+	dev := ""
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		switch {
+		case (a == "--device" || a == "-device") && i+1 < len(args):
+			dev = args[i+1]
+		case hasPrefixAny(a, "--device=", "-device="):
+			dev = a[strings.Index(a, "=")+1:]
+		}
+	}
+	if dev == "" {
+		dev = os.Getenv("EVOSEARCH_DEVICE")
+	}
+	if dev == "" {
+		dev = "cpu"
+	}
+	return dev
 }
 
 func hasPrefixAny(s string, ps ...string) bool {

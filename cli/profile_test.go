@@ -3,14 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
 	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/profile"
+	"github.com/naturecast/evosearch/profile/nvmlfake"
 )
 
 // checkProfileDir reads what profile wrote and checks that it parses: the
@@ -148,13 +152,13 @@ func TestProfileUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and %q", c.args, code, stderr, c.want)
 		}
 	}
-	if cuda.Available() {
-		return // the default population would run on the GPU here; nothing more to check
-	}
-	// No GPU in a default build: a failure (exit 1) that says so.
-	code, _, stderr := run(context.Background(), "profile", "--output", dir)
-	if code != 1 || !strings.Contains(stderr, "--device cuda") || !strings.Contains(stderr, "built without CUDA") {
-		t.Errorf("population on --device cuda: exit %d, stderr %q", code, stderr)
+	// No GPU in a default build: a failure (exit 1) that says so. (With
+	// a GPU the default population would run there: not a usage error.)
+	if !cuda.Available() {
+		code, _, stderr := run(context.Background(), "profile", "--output", dir)
+		if code != 1 || !strings.Contains(stderr, "--device cuda") || !strings.Contains(stderr, "built without CUDA") {
+			t.Errorf("population on --device cuda: exit %d, stderr %q", code, stderr)
+		}
 	}
 }
 
@@ -165,11 +169,7 @@ func TestProfileSearch(t *testing.T) {
 		t.Skip("-short: runs a tiny search")
 	}
 	dir := filepath.Join(t.TempDir(), "prof")
-	args := []string{"profile", "--workload", "search", "--output", dir, "--"}
-	args = append(args, tinySearch("")[1:]...)
-	args = args[:len(args)-2] // tinySearch's "--output", ""
-	args = append(args, "--generations", "1")
-	code, out, stderr := run(context.Background(), args...)
+	code, out, stderr := run(context.Background(), profileSearchArgs(dir)...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -177,6 +177,9 @@ func TestProfileSearch(t *testing.T) {
 		t.Errorf("the search did not write its output under the profile's: %v", err)
 	}
 	r, sum := checkProfileDir(t, dir)
+	if r.Device != "cpu" {
+		t.Errorf("device %q, want cpu (the search's default)", r.Device)
+	}
 	if len(r.Spans) != 1 || r.Spans[0].Name != "search" || r.Spans[0].DurUs() <= 0 || sum.Spans != 2 {
 		t.Errorf("spans %+v, trace %+v", r.Spans, sum)
 	}
@@ -185,6 +188,102 @@ func TestProfileSearch(t *testing.T) {
 	}
 	if !cuda.Available() && !strings.Contains(out, "no GPU counters") {
 		t.Errorf("no note on the missing GPU counters:\n%s", out)
+	}
+}
+
+// TestSearchDevice: the device a profiled search runs on, as its flags,
+// then $EVOSEARCH_DEVICE, choose it.
+func TestSearchDevice(t *testing.T) {
+	t.Setenv("EVOSEARCH_DEVICE", "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "cpu"},
+		{[]string{"--popsize", "3"}, "cpu"},
+		{[]string{"--device", "cuda-emu", "--seed", "1"}, "cuda-emu"},
+		{[]string{"-device=cuda"}, "cuda"},
+		{[]string{"--device", "cpu", "--device=cuda"}, "cuda"},
+		{[]string{"--seed", "1", "--", "--device", "cuda"}, "cpu"},
+	} {
+		if got := searchDevice(c.args); got != c.want {
+			t.Errorf("%q: %q, want %q", c.args, got, c.want)
+		}
+	}
+	t.Setenv("EVOSEARCH_DEVICE", "cuda-emu")
+	if got := searchDevice([]string{"--seed", "1"}); got != "cuda-emu" {
+		t.Errorf("from the environment: %q, want cuda-emu", got)
+	}
+}
+
+// profileSearchArgs profiles a one-generation tiny search into dir, with
+// the profile's flags extra.
+func profileSearchArgs(dir string, extra ...string) []string {
+	args := append([]string{"profile", "--workload", "search", "--output", dir}, extra...)
+	args = append(args, "--")
+	args = append(args, tinySearch("")[1:]...)
+	args = args[:len(args)-2] // tinySearch's "--output", ""
+	return append(args, "--generations", "1")
+}
+
+// TestProfileSearchFakeNVML profiles a search while sampling nvmlfake's
+// stand-in for libnvidia-ml through --nvml-lib: the GPU counters and GPM
+// metrics reach profile.json, the trace's counter tracks, the plot and the
+// terminal summary. A --nvml-lib that is not there is a usage error, one
+// that is not NVML a failure naming it.
+func TestProfileSearchFakeNVML(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a tiny search")
+	}
+	if !nvmlfake.InFreshProcess(t) {
+		return // passed there
+	}
+	tmp := t.TempDir()
+	lib, err := nvmlfake.Build(tmp)
+	if errors.Is(err, nvmlfake.ErrNoCompiler) {
+		t.Skipf("no C compiler to build the fake NVML library: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(tmp, "missing.so")
+	code, _, stderr := run(context.Background(), profileSearchArgs(filepath.Join(tmp, "p0"), "--nvml-lib", missing)...)
+	if code != 2 || !strings.Contains(stderr, "--nvml-lib "+missing+": no such library file") {
+		t.Errorf("missing library: exit %d, stderr %q", code, stderr)
+	}
+	notLib := filepath.Join(tmp, "fake_nvml.c") // Build leaves the source there
+	code, _, stderr = run(context.Background(), profileSearchArgs(filepath.Join(tmp, "p1"), "--nvml-lib", notLib)...)
+	if code != 1 || !strings.Contains(stderr, "--nvml-lib "+notLib+": profile: NVML unavailable: "+notLib+" could not be loaded") {
+		t.Errorf("not a library: exit %d, stderr %q", code, stderr)
+	}
+
+	dir := filepath.Join(tmp, "prof")
+	code, out, stderr := run(context.Background(), profileSearchArgs(dir, "--nvml-lib", lib, "--interval", "5ms")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	r, sum := checkProfileDir(t, dir)
+	if r.GPU == nil || r.GPU.Name != nvmlfake.Name || !r.GPU.GPM || r.GPU.MemTotalMB != nvmlfake.MemTotalMB {
+		t.Fatalf("device %+v", r.GPU)
+	}
+	if len(r.Samples) < 3 || r.GPUSummary.Samples != len(r.Samples) || !r.GPUSummary.HaveGPM {
+		t.Fatalf("%d samples, summary %+v", len(r.Samples), r.GPUSummary)
+	}
+	for i, smp := range r.Samples[1:] {
+		if smp.GPM == nil || smp.GPM.SMUtil != float64(nvml.GPM_METRIC_SM_UTIL)+nvmlfake.GPMStep || smp.SMClockMHz != nvmlfake.SMClock {
+			t.Errorf("sample %d: %+v (GPM %+v)", i+1, smp, smp.GPM)
+		}
+	}
+	if sum.Counters == 0 {
+		t.Errorf("trace %+v: no counter events for %d samples", sum, len(r.Samples))
+	}
+	if st, err := os.Stat(filepath.Join(dir, profile.PlotFile)); err != nil || st.Size() == 0 {
+		t.Errorf("plot: %v", err)
+	}
+	for _, want := range []string{"GPU " + nvmlfake.Name, "(GPM)", "NVML could not read power: Not Supported", "wrote " + filepath.Join(dir, profile.PlotFile)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -122,14 +122,32 @@ func (s *Sampler) Warnings() []string {
 	return append([]string(nil), s.warnings...)
 }
 
+// DefaultNVMLLibrary is the library StartNVML loads when given none; the
+// dynamic loader finds it (LD_LIBRARY_PATH, ld.so.cache).
+const DefaultNVMLLibrary = "libnvidia-ml.so.1"
+
 // StartNVML opens GPU index through NVML (github.com/NVIDIA/go-nvml, which
-// loads libnvidia-ml.so.1 at run time, so binaries build and run without
-// it) and starts sampling every interval, with times measured from origin.
-// It fails with ErrNoNVML where there is no driver or no such GPU.
-func StartNVML(index int, interval time.Duration, origin time.Time) (*Sampler, error) {
+// loads the library at run time, so binaries build and run without it) and
+// starts sampling every interval, with times measured from origin. lib is
+// the library's file ("": DefaultNVMLLibrary). It fails with ErrNoNVML
+// where the library cannot be loaded (no driver) or there is no such GPU.
+// One sampler runs at a time, and a process uses one NVML library.
+func StartNVML(lib string, index int, interval time.Duration, origin time.Time) (*Sampler, error) {
+	path := lib
+	if path == "" {
+		path = DefaultNVMLLibrary
+	} else if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil {
+		// go-nvml binds NVML's functions once per process: a library
+		// loaded before (a sampler running, or an earlier failed start,
+		// which go-nvml cannot unload) stays the one in use.
+		return nil, fmt.Errorf("%w: %s: an NVML library is already loaded in this process", ErrNoNVML, path)
+	}
 	if ret := nvml.Init(); ret != nvml.SUCCESS {
-		if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
-			return nil, fmt.Errorf("%w: libnvidia-ml.so.1 not found (no NVIDIA driver on this machine)", ErrNoNVML)
+		switch {
+		case ret == nvml.ERROR_LIBRARY_NOT_FOUND && lib == "":
+			return nil, fmt.Errorf("%w: %s not found (no NVIDIA driver on this machine)", ErrNoNVML, path)
+		case ret == nvml.ERROR_LIBRARY_NOT_FOUND:
+			return nil, fmt.Errorf("%w: %s could not be loaded", ErrNoNVML, path)
 		}
 		return nil, fmt.Errorf("%w: nvmlInit: %v", ErrNoNVML, ret)
 	}

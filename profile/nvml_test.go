@@ -2,16 +2,24 @@ package profile
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
+	"github.com/naturecast/evosearch/profile/nvmlfake"
 )
 
 // TestStartNVMLWithoutDriver checks the error path of machines without an
 // NVIDIA driver (CI): a clear ErrNoNVML, no crash.
 func TestStartNVMLWithoutDriver(t *testing.T) {
-	s, err := StartNVML(0, 10*time.Millisecond, time.Now())
+	s, err := StartNVML("", 0, 10*time.Millisecond, time.Now())
 	if err == nil {
 		s.Stop()
 		t.Skip("NVML is available on this machine: the no-driver path cannot be checked here")
@@ -67,5 +75,110 @@ func TestPeakGBps(t *testing.T) {
 	}
 	if got := peakGBps(0, 1000); got != 0 {
 		t.Errorf("no bus: %g", got)
+	}
+}
+
+// fakeNVML builds nvmlfake's stand-in for libnvidia-ml.so.1 and points
+// its shutdown log at a file in the test's folder; it returns both paths.
+func fakeNVML(t *testing.T) (lib, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	lib, err := nvmlfake.Build(dir)
+	if errors.Is(err, nvmlfake.ErrNoCompiler) {
+		t.Skipf("no C compiler to build the fake NVML library: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	log = filepath.Join(dir, "nvml.log")
+	t.Setenv(nvmlfake.LogEnv, log)
+	return lib, log
+}
+
+// TestStartNVMLFakeLibrary drives StartNVML's whole path, GPM included,
+// through go-nvml against nvmlfake's library: device information, every
+// counter of every sample, GPM metrics computed from consecutive samples
+// in the right order, a counter the device cannot read (power) and a GPM
+// metric it cannot (FP16) warned about once each, and on Stop every GPM
+// sample freed and NVML shut down. A GPU index the device lacks is
+// ErrNoNVML, with NVML shut down again.
+func TestStartNVMLFakeLibrary(t *testing.T) {
+	if !nvmlfake.InFreshProcess(t) {
+		return // passed there
+	}
+	lib, log := fakeNVML(t)
+	if _, err := StartNVML(lib, 3, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "GPU 3") {
+		t.Errorf("GPU 3 of a one-GPU machine: err %v, want ErrNoNVML naming GPU 3", err)
+	}
+	s, err := StartNVML(lib, 0, 2*time.Millisecond, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	got := s.Stop()
+	want := DeviceInfo{Index: 0, Name: nvmlfake.Name, MemTotalMB: nvmlfake.MemTotalMB, GPM: true, PeakGBps: peakGBps(nvmlfake.BusBits, nvmlfake.MaxMemClock)}
+	if s.Info != want {
+		t.Errorf("device %+v, want %+v", s.Info, want)
+	}
+	if len(got) < 3 {
+		t.Fatalf("%d samples, want at least 3", len(got))
+	}
+	// The GPM metric ids, in GPMSample's order; FP16 is not supported.
+	id := func(k int) float64 { return float64(gpmMetrics[k]) + nvmlfake.GPMStep }
+	wantGPM := GPMSample{SMUtil: id(0), SMOccupancy: id(1), FP32Util: id(2), TensorUtil: id(4), DRAMBWUtil: id(5)}
+	for i, g := range got {
+		if g.GPUUtil < 10 || g.GPUUtil >= 90 || g.MemUtil != nvmlfake.MemUtil || g.MemTotalMB != nvmlfake.MemTotalMB ||
+			g.MemUsedMB <= 1024 || g.PowerW != 0 || g.SMClockMHz != nvmlfake.SMClock || g.MemClockMHz != nvmlfake.MemClock ||
+			g.TempC != nvmlfake.TempC {
+			t.Errorf("sample %d: %+v", i, g)
+		}
+		switch {
+		case i == 0 && g.GPM != nil:
+			t.Errorf("first sample has GPM metrics %+v: they need two samples", *g.GPM)
+		case i > 0 && (g.GPM == nil || *g.GPM != wantGPM):
+			t.Errorf("sample %d: GPM %+v, want %+v", i, g.GPM, wantGPM)
+		}
+		if i > 0 && g.MemUsedMB <= got[i-1].MemUsedMB {
+			t.Errorf("sample %d: memory used %g after %g: samples out of order", i, g.MemUsedMB, got[i-1].MemUsedMB)
+		}
+	}
+	warns := s.Warnings()
+	wantWarn := []string{"power: Not Supported", fmt.Sprintf("gpm metric %d: Not Supported", nvml.GPM_METRIC_FP16_UTIL)}
+	if !slices.Equal(warns, wantWarn) {
+		t.Errorf("warnings %q, want %q", warns, wantWarn)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("the fake library wrote no log at shutdown: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var inits, shutdowns, allocs, frees int
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "inits=%d shutdowns=%d allocs=%d frees=%d", &inits, &shutdowns, &allocs, &frees); err != nil {
+		t.Fatalf("log %q: %v", b, err)
+	}
+	if inits != shutdowns || allocs != frees || allocs < 2 {
+		t.Errorf("after Stop: %d inits, %d shutdowns, %d GPM samples allocated, %d freed", inits, shutdowns, allocs, frees)
+	}
+}
+
+// TestStartNVMLLibraryPath: a library that is not there, or not NVML, is
+// ErrNoNVML naming the file.
+func TestStartNVMLLibraryPath(t *testing.T) {
+	if !nvmlfake.InFreshProcess(t) {
+		return // passed there
+	}
+	notLib := filepath.Join(t.TempDir(), "libnvidia-ml.so.1")
+	if err := os.WriteFile(notLib, []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, lib := range []string{filepath.Join(t.TempDir(), "missing.so"), notLib} {
+		s, err := StartNVML(lib, 0, time.Millisecond, time.Now())
+		if err == nil {
+			s.Stop()
+			t.Fatalf("%s: no error", lib)
+		}
+		if !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), lib+" could not be loaded") {
+			t.Errorf("%s: err %v", lib, err)
+		}
 	}
 }
