@@ -181,11 +181,11 @@ func TestLaunchFits(t *testing.T) {
 		dynamic int
 		fits    bool
 	}{
-		{kernelResources{regs: 255}, Dim3{X: 256}, 0, true},           // 256 regs x 32 x 8 warps = 65,536
-		{kernelResources{regs: 255}, Dim3{X: 288}, 0, false},          // a ninth warp
-		{kernelResources{regs: 64}, Dim3{X: 1024}, 0, true},           // 64 x 1024
-		{kernelResources{regs: 65}, Dim3{X: 1024}, 0, false},          // rounds to 72 per thread
-		{kernelResources{regs: 8}, Dim3{X: 1025}, 0, false},           // too many threads
+		{kernelResources{regs: 255}, Dim3{X: 256}, 0, true},  // 256 regs x 32 x 8 warps = 65,536
+		{kernelResources{regs: 255}, Dim3{X: 288}, 0, false}, // a ninth warp
+		{kernelResources{regs: 64}, Dim3{X: 1024}, 0, true},  // 64 x 1024
+		{kernelResources{regs: 65}, Dim3{X: 1024}, 0, false}, // rounds to 72 per thread
+		{kernelResources{regs: 8}, Dim3{X: 1025}, 0, false},  // too many threads
 		{kernelResources{regs: 32, smem: 1024}, Dim3{X: 128}, 48 * 1024, false},
 		{kernelResources{regs: 32}, Dim3{X: 128}, 48 * 1024, true},
 	} {
