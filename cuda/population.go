@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -963,6 +964,15 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 		if in := pc.Graph.Input; in.C != train.C || in.H != train.H || in.W != train.W {
 			return nil, stats, fmt.Errorf("%w: candidate %d takes %dx%dx%d images, the data set %q has %dx%dx%d",
 				ErrPopulation, i, in.C, in.H, in.W, train.Name, train.C, train.H, train.W)
+		}
+	}
+	// Attention on the tensor cores runs only after it has agreed with the
+	// float32 kernels on this device (once per driver and precision).
+	if opt.Precision != FP32 && slices.ContainsFunc(cands, func(pc PopCandidate) bool {
+		return slices.ContainsFunc(pc.Graph.Nodes, func(nd nets.Node) bool { return nd.Op == nets.OpAttention })
+	}) {
+		if err := CheckPrecision(d, opt.Precision); err != nil {
+			return nil, stats, fmt.Errorf("%w: %w", ErrPopulation, err)
 		}
 	}
 	dtrain, err := UploadDataset(d, train)

@@ -1,0 +1,113 @@
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/naturecast/evosearch/nets"
+)
+
+// ErrPrecisionCheck marks a precision whose tensor-core kernels disagree
+// with the float32 kernels on this device (CheckPrecision).
+var ErrPrecisionCheck = errors.New("cuda: precision self-check failed")
+
+// precisionChecks caches CheckPrecision's verdict per driver and precision.
+var precisionChecks sync.Map // precisionKey -> error (nil: passed)
+
+type precisionKey struct {
+	d Driver
+	p Precision
+}
+
+// precisionTols are how far, as atol + rtol*|float32's|, a precision's
+// attention may stand from the float32 kernels' on CheckPrecision's
+// inputs: TF32 at its conformance tolerance; 3xTF32 ten times tighter
+// than TF32's largest deviation seen through the emulator.
+var precisionTols = map[Precision][2]float64{TF32: {3e-3, 1e-2}, TF32x3: {1e-4, 1e-4}}
+
+// CheckPrecision runs attention forward and backward at precision p and at
+// FP32 on d, on small random inputs that reach every tensor-core head-size
+// cap (16, 32, 64), padding rows, several 64-row blocks and a partial
+// 32-column tile, and fails with ErrPrecisionCheck when p's results stand
+// further from float32's than p's tolerance, or when its kernels are
+// missing (a build or a device older than sm_80). The tensor-core kernels
+// have been checked through the emulator's model of wmma; this is the
+// check, on the device itself, that the hardware agrees, made before any
+// training relies on them. The verdict is cached per driver and precision.
+// FP32 always passes.
+func CheckPrecision(d Driver, p Precision) error {
+	if p == FP32 {
+		return nil
+	}
+	key := precisionKey{d, p}
+	if v, ok := precisionChecks.Load(key); ok {
+		err, _ := v.(error)
+		return err
+	}
+	err := checkPrecision(d, p)
+	precisionChecks.Store(key, err)
+	return err
+}
+
+func checkPrecision(d Driver, p Precision) error {
+	tol, ok := precisionTols[p]
+	if !ok {
+		return fmt.Errorf("%w: %s: no tolerance for this precision", ErrPrecisionCheck, p)
+	}
+	ref, got := NewBackend(d), NewBackend(d)
+	defer ref.Close()
+	defer got.Close()
+	got.SetPrecision(p)
+	rng := rand.New(rand.NewPCG(17, 29))
+	// head size d and heads; P = h*w positions
+	for _, c := range []struct{ d, heads, h, w, n int }{{16, 1, 9, 9, 2}, {24, 2, 5, 7, 1}, {64, 1, 10, 7, 1}} {
+		in := nets.Shape{C: 3 * c.d * c.heads, H: c.h, W: c.w}
+		at := nets.Attr{Heads: c.heads}
+		out, err := nets.Ops[nets.OpAttention].Shape(at, []nets.Shape{in})
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrPrecisionCheck, err)
+		}
+		fill := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+			return v
+		}
+		x, dy := fill(c.n*in.Size()), fill(c.n*out.Size())
+		args := func() *nets.Args {
+			return &nets.Args{N: c.n, Attr: at, InShape: []nets.Shape{in}, OutShape: out, Training: true, Workers: 1,
+				In: [][]float32{x}, DIn: [][]float32{make([]float32, len(x))},
+				Out: make([]float32, c.n*out.Size()), DOut: dy,
+				Saved: make([]float32, nets.SavedLen(nets.OpAttention, []nets.Shape{in}))}
+		}
+		want, have := args(), args()
+		for _, run := range []struct {
+			b *Backend
+			a *nets.Args
+		}{{ref, want}, {got, have}} {
+			if err := run.b.ForwardErr(nets.OpAttention, run.a); err != nil {
+				return fmt.Errorf("%w: %s attention (head size %d) did not run: %v", ErrPrecisionCheck, run.b.Precision(), c.d, err)
+			}
+			if err := run.b.BackwardErr(nets.OpAttention, run.a); err != nil {
+				return fmt.Errorf("%w: %s attention's backward (head size %d) did not run: %v", ErrPrecisionCheck, run.b.Precision(), c.d, err)
+			}
+		}
+		for _, part := range []struct {
+			what       string
+			want, have []float32
+		}{{"output", want.Out, have.Out}, {"input gradient", want.DIn[0], have.DIn[0]}} {
+			for i, w := range part.want {
+				diff := math.Abs(float64(part.have[i] - w))
+				if !(diff <= tol[0]+tol[1]*math.Abs(float64(w))) {
+					return fmt.Errorf("%w: %s attention's %s (head size %d, %d positions) is %g at [%d], float32's %g: this device does not run the tensor-core kernels as they were checked: train at fp32 instead",
+						ErrPrecisionCheck, p, part.what, c.d, c.h*c.w, part.have[i], i, w)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package cuda
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/naturecast/evosearch/nets"
+)
+
+// dropLaunches is a driver that silently skips the launches of kernels
+// whose name starts with prefix: a device whose tensor-core kernels do
+// not do what the emulator showed.
+type dropLaunches struct {
+	Driver
+	prefix string
+}
+
+func (d *dropLaunches) Launch(kernel string, grid, block Dim3, shared int, s Stream, args ...any) error {
+	if strings.HasPrefix(kernel, d.prefix) {
+		return nil
+	}
+	return d.Driver.Launch(kernel, grid, block, shared, s, args...)
+}
+
+func (d *dropLaunches) Compile(cmds []Cmd) (Program, error) {
+	kept := make([]Cmd, 0, len(cmds))
+	for _, c := range cmds {
+		if c.Kind != CmdLaunch || !strings.HasPrefix(c.Kernel, d.prefix) {
+			kept = append(kept, c)
+		}
+	}
+	return d.Driver.Compile(kept)
+}
+
+// TestCheckPrecision: the tensor-core attention passes its self-check on
+// the emulator at both precisions (and FP32 trivially); a device that
+// does not run one of its kernels fails it, with an error that names the
+// precision and says to use fp32, and population training at that
+// precision then refuses to start, while a population without attention
+// and FP32 training go on.
+func TestCheckPrecision(t *testing.T) {
+	d := testDriver(t)
+	for _, p := range []Precision{FP32, TF32, TF32x3} {
+		if err := CheckPrecision(d, p); err != nil {
+			t.Errorf("%s on the emulator: %v", p, err)
+		}
+	}
+	for _, c := range []struct {
+		prefix string
+		p      Precision
+	}{{"attention_tc3_bwd_dq", TF32x3}, {"attention_tc_fwd", TF32}} {
+		bad := &dropLaunches{Driver: d, prefix: c.prefix}
+		err := CheckPrecision(bad, c.p)
+		if !errors.Is(err, ErrPrecisionCheck) || !strings.Contains(err.Error(), c.p.String()+" attention's") || !strings.Contains(err.Error(), "train at fp32 instead") {
+			t.Errorf("%s without %s*: err %v", c.p, c.prefix, err)
+		}
+		t.Logf("%s without %s*: %v", c.p, c.prefix, err)
+		if again := CheckPrecision(bad, c.p); again != err {
+			t.Errorf("second check: %v, want the cached %v", again, err)
+		}
+	}
+	bad := &dropLaunches{Driver: d, prefix: "attention_tc3_"}
+	f := newPopFixture(t, 3)
+	if _, _, err := TrainPopulation(context.Background(), bad, f.train, f.val, f.cands, PopOptions{Stage: StageFused, Precision: TF32x3}); !errors.Is(err, ErrPrecisionCheck) || !errors.Is(err, ErrPopulation) {
+		t.Errorf("population at 3xTF32 on a device failing the check: err %v", err)
+	}
+	// Candidate 0 has no attention: its precision does not matter.
+	if rs, _, err := TrainPopulation(context.Background(), bad, f.train, f.val, f.cands[:1], PopOptions{Stage: StageFused, Precision: TF32x3}); err != nil || rs[0].Status != nets.StatusOK {
+		t.Errorf("a population without attention at 3xTF32: err %v", err)
+	}
+}
