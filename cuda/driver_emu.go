@@ -21,7 +21,7 @@ const char* evo_emu_kernel_name(int k);
 const char* evo_emu_kernel_kinds(int k);
 int evo_emu_find(const char* name);
 int evo_emu_static_ranges_ordered(void);
-int evo_emu_launch(int k, const int* dims, int shared_bytes, const uint64_t* vals, int nargs, char* err, int errlen);
+int evo_emu_launch(int k, const int* dims, int shared_bytes, const uint64_t* vals, int nargs, int reverse, char* err, int errlen);
 double evo_emu_switch_ns(int iters);
 int evo_emu_fast_switch(void);
 */
@@ -78,7 +78,8 @@ type emuEvent struct {
 // emulator implements Driver on the CPU. Launches run synchronously on the
 // calling goroutine's OS thread; several goroutines may launch at once.
 type emulator struct {
-	limit int64 // bytes of device memory, 0 = unlimited
+	limit   int64 // bytes of device memory, 0 = unlimited
+	reverse bool  // blocks and threads in reverse order (NewEmulatorReversed)
 
 	mu      sync.Mutex
 	closed  bool
@@ -113,6 +114,28 @@ func NewEmulatorWithLimit(limit int64) Driver {
 		graphs:   map[*emuGraph]bool{},
 		uses:     handleUses{},
 	}
+}
+
+// NewEmulatorReversed is NewEmulator running every launch's blocks, and
+// each block's threads, in reverse order. The emulator runs a thread until
+// it waits (at a barrier, a warp collective) or ends, then the next; in the
+// usual order a thread that reads, without a barrier, what a lower-numbered
+// thread (or block) wrote in the same phase reads the written value and the
+// race goes unseen, in reverse it reads the poison shared memory starts
+// with, or a stale value. Running a kernel both ways exposes such races in
+// either direction.
+func NewEmulatorReversed() Driver {
+	e := NewEmulatorWithLimit(0).(*emulator)
+	e.reverse = true
+	return e
+}
+
+// reverseArg is evo_emu_launch's reverse argument.
+func (e *emulator) reverseArg() C.int {
+	if e.reverse {
+		return 1
+	}
+	return 0
 }
 
 // EmulatorKernels lists the kernels the emulator has registered (every
@@ -436,7 +459,7 @@ func (e *emulator) Launch(kernel string, grid, block Dim3, sharedBytes int, stre
 		dims[i] = C.int(v)
 	}
 	cerr := (*C.char)(unsafe.Add(buf, 8*n+4*6))
-	rc := C.evo_emu_launch(k.index, &dims[0], C.int(sharedBytes), (*C.uint64_t)(buf), C.int(n), cerr, emuErrLen)
+	rc := C.evo_emu_launch(k.index, &dims[0], C.int(sharedBytes), (*C.uint64_t)(buf), C.int(n), e.reverseArg(), cerr, emuErrLen)
 	switch rc {
 	case 0:
 		return nil
@@ -798,7 +821,7 @@ func (e *emulator) run(op string, code *emuCode) error {
 		switch c.kind {
 		case CmdLaunch:
 			rc := C.evo_emu_launch(c.k, (*C.int)(unsafe.Add(code.buf, c.dims)), c.shared,
-				(*C.uint64_t)(unsafe.Add(code.buf, c.vals)), c.nargs, cerr, emuErrLen)
+				(*C.uint64_t)(unsafe.Add(code.buf, c.vals)), c.nargs, e.reverseArg(), cerr, emuErrLen)
 			if rc == 0 {
 				continue
 			}

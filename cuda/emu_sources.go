@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "31611ee80d03c6f759f76bc4e4e14f3d8b927aab09b1d941917b29977e5d0d8a"
+const emuSourcesDigest = "245df6129a1b4089da0df4a93927d4989dcf8358e4ecf10b273712ab317ab1d1"

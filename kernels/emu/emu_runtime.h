@@ -74,6 +74,7 @@ struct Launch {
     void* ctx;
     char* err;  // first failure, NUL-terminated, errlen bytes
     int errlen;
+    bool reverse;  // run blocks and threads in reverse order (EVO_EMU_REVERSE)
 };
 
 // A kernel's launcher unpacks args (one pointer per parameter, as in

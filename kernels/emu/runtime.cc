@@ -418,8 +418,10 @@ void complete_warp(Sched* s, int wi, Thread* except) {
         break;
     }
     w.arrived = 0;
-    for (int i = 0; i < w.size; i++)
+    for (int k = 0; k < w.size; k++) {
+        const int i = s->l->reverse ? w.size - 1 - k : k;
         if ((present >> i & 1) && &lanes[i] != except) push_ready(s, &lanes[i]);
+    }
 }
 
 void thread_exit(Sched* s, Thread* t) {
@@ -437,7 +439,8 @@ void runner(void* arg) {
     Stack* me = static_cast<Stack*>(arg);
     Sched* s = tls_sched;
     while (s->next_start < s->n) {
-        Thread* t = &s->th[s->next_start++];
+        const int i = s->next_start++;
+        Thread* t = &s->th[s->l->reverse ? s->n - 1 - i : i];
         t->state = kRunning;
         s->cur = t;
         threadIdx = t->idx;
@@ -538,10 +541,14 @@ int run_grid(Launch* l) {
     gridDim = l->grid;
 
     int rc = 0;
-    for (unsigned int bz = 0; bz < l->grid.z && rc == 0; bz++) {
-        for (unsigned int by = 0; by < l->grid.y && rc == 0; by++) {
-            for (unsigned int bx = 0; bx < l->grid.x; bx++) {
-                blockIdx = uint3{bx, by, bz};
+    const unsigned int gx = l->grid.x, gy = l->grid.y, gz = l->grid.z;
+    for (unsigned int kz = 0; kz < gz && rc == 0; kz++) {
+        for (unsigned int ky = 0; ky < gy && rc == 0; ky++) {
+            for (unsigned int kx = 0; kx < gx; kx++) {
+                if (l->reverse)
+                    blockIdx = uint3{gx - 1 - kx, gy - 1 - ky, gz - 1 - kz};
+                else
+                    blockIdx = uint3{kx, ky, kz};
                 if (l->static_hi > l->static_lo)
                     std::memset(l->static_lo, 0xFF, static_cast<std::size_t>(l->static_hi - l->static_lo));
                 if (l->shared_bytes > 0) std::memset(l->dynamic, 0xFF, static_cast<std::size_t>(l->shared_bytes));
@@ -628,10 +635,11 @@ int evo_emu_static_ranges_ordered() {
 
 // evo_emu_launch runs kernel k. dims is grid x y z, block x y z (already
 // validated); vals holds one 8-byte slot per argument, each argument's
-// value in the low bytes of its slot. It returns 0, 1 (wrong argument
+// value in the low bytes of its slot. reverse (not 0) runs the blocks and
+// each block's threads in reverse order. It returns 0, 1 (wrong argument
 // count) or 3 (the kernel failed; err says why).
-int evo_emu_launch(int k, const int* dims, int shared_bytes, const std::uint64_t* vals, int nargs, char* err,
-                   int errlen) {
+int evo_emu_launch(int k, const int* dims, int shared_bytes, const std::uint64_t* vals, int nargs, int reverse,
+                   char* err, int errlen) {
     std::call_once(evo_emu::ranges_once, evo_emu::compute_ranges);
     evo_emu::Entry& e = registry()[k];
     if (nargs != e.arity || nargs > evo_emu::kMaxParams) {
@@ -652,6 +660,7 @@ int evo_emu_launch(int k, const int* dims, int shared_bytes, const std::uint64_t
     l.ctx = nullptr;
     l.err = err;
     l.errlen = errlen;
+    l.reverse = reverse != 0;
     err[0] = 0;
     return e.launch(e.fn, args, &l);
 }

@@ -40,6 +40,20 @@ extern "C" __global__ void evoemu_block_sum_nobarrier(const float* __restrict__ 
 }
 EVO_REGISTER(evoemu_block_sum_nobarrier);
 
+// evoemu_neighbor_nobarrier: y[i] = x[i-1] within each block (y = x for a
+// block's first thread) through shared memory, without the barrier
+// between the write and the read. In the emulator's usual order each
+// thread's lower neighbour has already written, so the race is hidden;
+// in reverse order (NewEmulatorReversed) every thread but the first reads
+// poison.
+extern "C" __global__ void evoemu_neighbor_nobarrier(const float* __restrict__ x, float* __restrict__ y) {
+    __shared__ float s[1024];
+    const int t = threadIdx.x, i = blockIdx.x * blockDim.x + t;
+    s[t] = x[i];
+    y[i] = t > 0 ? s[t - 1] : s[t];
+}
+EVO_REGISTER(evoemu_neighbor_nobarrier);
+
 // evoemu_reverse: each block reverses its blockDim.x elements through the
 // dynamic shared memory (blockDim.x floats).
 extern "C" __global__ void evoemu_reverse(const float* __restrict__ x, float* __restrict__ y) {
