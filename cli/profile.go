@@ -84,6 +84,9 @@ func runProfile(c *ucli.Context) error {
 	if c.Duration("interval") < time.Millisecond {
 		return usagef("--interval %v: must be at least 1ms", c.Duration("interval"))
 	}
+	if c.Int("gpu") < 0 {
+		return usagef("--gpu %d: must be 0 or more", c.Int("gpu"))
+	}
 	if lib := c.String("nvml-lib"); lib != "" {
 		if st, err := os.Stat(lib); err != nil || st.IsDir() {
 			return usagef("--nvml-lib %s: no such library file", lib)

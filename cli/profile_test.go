@@ -140,6 +140,8 @@ func TestProfileUsageErrors(t *testing.T) {
 		{[]string{"profile", "--output", dir, "--workload", "train", "--device", "cuda-emu", "--size", "4"}, "--size 4"},
 		{[]string{"profile", "--output", dir, "--workload", "train", "extra"}, `got "extra"`},
 		{[]string{"profile", "--output", dir, "--interval", "0s"}, "--interval"},
+		{[]string{"profile", "--output", dir, "--gpu", "-1"}, "--gpu -1: must be 0 or more"},
+		{[]string{"profile", "--output", dir, "--nvml-lib", dir}, "--nvml-lib " + dir + ": no such library file"},
 		{[]string{"profile", "--output", dir, "--workload", "search", "--", "--output", dir}, "leave out the search's --output"},
 		{[]string{"profile", "--output", dir, "--workload", "search", "--", "--dataset", "imagenet"}, `--dataset "imagenet"`},
 		{[]string{"bench", "kernels", "--device", "tpu"}, `--device "tpu"`},
