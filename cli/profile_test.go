@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -241,13 +240,7 @@ func TestProfileSearchFakeNVML(t *testing.T) {
 		return // passed there
 	}
 	tmp := t.TempDir()
-	lib, err := nvmlfake.Build(tmp)
-	if errors.Is(err, nvmlfake.ErrNoCompiler) {
-		t.Skipf("no C compiler to build the fake NVML library: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	lib := nvmlfake.BuildT(t, tmp)
 	missing := filepath.Join(tmp, "missing.so")
 	code, _, stderr := run(context.Background(), profileSearchArgs(filepath.Join(tmp, "p0"), "--nvml-lib", missing)...)
 	if code != 2 || !strings.Contains(stderr, "--nvml-lib "+missing+": no such library file") {

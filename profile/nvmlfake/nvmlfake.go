@@ -8,6 +8,7 @@ package nvmlfake
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,8 +72,22 @@ func Build(dir string) (string, error) {
 	return lib, nil
 }
 
+// BuildT is Build for a test: it skips the test where there is no C
+// compiler and fails it on any other error.
+func BuildT(t *testing.T, dir string) string {
+	t.Helper()
+	lib, err := Build(dir)
+	if errors.Is(err, ErrNoCompiler) {
+		t.Skipf("no C compiler to build the fake NVML library: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lib
+}
+
 // ErrNoCompiler: Build found no C compiler.
-var ErrNoCompiler = fmt.Errorf("nvmlfake: no C compiler")
+var ErrNoCompiler = errors.New("nvmlfake: no C compiler")
 
 // childEnv marks a test binary run by InFreshProcess.
 const childEnv = "EVOSEARCH_NVMLFAKE_CHILD"
