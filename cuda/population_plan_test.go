@@ -66,13 +66,22 @@ func TestProxy50Schedule(t *testing.T) {
 			}
 		}
 	}
-	// The step's cost is the same fused or not, and known for every launch.
+	// The step's cost is the same fused or not, and known for every launch;
+	// every grid, at proxy-50's full size, is one a GPU can launch.
 	var streamCost Cost
+	for _, c := range fused {
+		if why := gridFits(c.Grid); why != "" {
+			t.Errorf("fused launch of %s: %s", c.Kernel, why)
+		}
+	}
 	for _, segs := range all {
 		for _, s := range segs {
 			for _, c := range s.cmds {
 				if c.Cost.Bytes == 0 {
 					t.Fatalf("launch of %s has no cost", c.Kernel)
+				}
+				if why := gridFits(c.Grid); why != "" {
+					t.Errorf("launch of %s: %s", c.Kernel, why)
 				}
 				streamCost = streamCost.Add(c.Cost)
 			}

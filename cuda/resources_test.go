@@ -3,6 +3,7 @@ package cuda
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,6 +79,16 @@ func launchFits(r kernelResources, block Dim3, dynamic int) string {
 	return ""
 }
 
+// gridFits says why a grid (the largest in each dimension) is beyond
+// what a launch may ask for, or "": x at most 2^31-1 blocks, y and z at
+// most 65,535.
+func gridFits(g Dim3) string {
+	if g.X > math.MaxInt32 || g.Y > 65535 || g.Z > 65535 {
+		return fmt.Sprintf("a grid of up to %d x %d x %d blocks (x at most 2^31-1, y and z at most 65,535)", g.X, g.Y, g.Z)
+	}
+	return ""
+}
+
 // launchLog is a driver that notes every launch's kernel, block and
 // dynamic shared memory, whether launched alone or compiled into a
 // program, and runs it on the inner driver. The emulator the package's
@@ -87,18 +98,23 @@ type launchLog struct {
 	Driver
 	mu   sync.Mutex
 	seen map[string]Cmd
+	grid map[string]Dim3 // per kernel, the largest grid in each dimension
 }
 
-func newLaunchLog(d Driver) *launchLog { return &launchLog{Driver: d, seen: map[string]Cmd{}} }
+func newLaunchLog(d Driver) *launchLog {
+	return &launchLog{Driver: d, seen: map[string]Cmd{}, grid: map[string]Dim3{}}
+}
 
 func (l *launchLog) note(c Cmd) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seen[fmt.Sprintf("%s %v %d", c.Kernel, c.Block, c.Shared)] = Cmd{Kernel: c.Kernel, Block: c.Block, Shared: c.Shared}
+	g := l.grid[c.Kernel]
+	l.grid[c.Kernel] = Dim3{X: max(g.X, c.Grid.X), Y: max(g.Y, c.Grid.Y), Z: max(g.Z, c.Grid.Z)}
 }
 
 func (l *launchLog) Launch(kernel string, grid, block Dim3, shared int, s Stream, args ...any) error {
-	l.note(Cmd{Kernel: kernel, Block: block, Shared: shared})
+	l.note(Cmd{Kernel: kernel, Grid: grid, Block: block, Shared: shared})
 	return l.Driver.Launch(kernel, grid, block, shared, s, args...)
 }
 
@@ -160,6 +176,11 @@ func checkLaunchResources(l *launchLog, all bool) (skip string, problems []strin
 			if why := launchFits(r, c.Block, c.Shared); why != "" {
 				problems = append(problems, fmt.Sprintf("%s on %s, block %v: %s", c.Kernel, arch, c.Block, why))
 			}
+		}
+	}
+	for k, g := range l.grid {
+		if why := gridFits(g); why != "" {
+			problems = append(problems, k+": "+why)
 		}
 	}
 	if all {
