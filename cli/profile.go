@@ -52,7 +52,7 @@ an error.`,
 		&ucli.StringFlag{Name: "device", Usage: "population: cuda (default) or cuda-emu; train: cpu (default), cuda or cuda-emu"},
 		&ucli.DurationFlag{Name: "interval", Value: profile.DefaultInterval, Usage: "GPU sampling interval"},
 		&ucli.IntFlag{Name: "gpu", Value: 0, Usage: "index of the GPU NVML samples"},
-		&ucli.StringFlag{Name: "nvml-lib", Usage: "NVML library file to load (default " + profile.DefaultNVMLLibrary + ", as the dynamic loader finds it)"},
+		&ucli.StringFlag{Name: "nvml-lib", Usage: "NVML library file to load for the GPU counters (default " + profile.DefaultNVMLLibrary + ", as the dynamic loader finds it)"},
 		&ucli.IntFlag{Name: "channels", Value: 16, Usage: "initial channels C", Category: "population and train"},
 		&ucli.IntFlag{Name: "layers", Value: 5, Usage: "cells L", Category: "population and train"},
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size", Category: "population and train"},
@@ -90,6 +90,13 @@ func runProfile(c *ucli.Context) error {
 	if lib := c.String("nvml-lib"); lib != "" {
 		if st, err := os.Stat(lib); err != nil || st.IsDir() {
 			return usagef("--nvml-lib %s: no such library file", lib)
+		}
+		// The file checked is the one loaded: a bare name would go to
+		// the dynamic loader's search path instead.
+		if abs, err := filepath.Abs(lib); err == nil {
+			if err := c.Set("nvml-lib", abs); err != nil {
+				return err
+			}
 		}
 	}
 	wl := c.String("workload")

@@ -17,7 +17,7 @@ import (
 // the errors of a sum over P keys partly cancel. On the suite's inputs
 // (unit normal x and dy) the largest deviations seen through the emulator
 // are logged by TestAttentionTF32Error: about a quarter of this bound.
-var tf32Tol = backendtest.Tolerance{Atol: 3e-3, Rtol: 1e-2}
+var tf32Tol = backendtest.Tolerance{Atol: precisionTols[TF32][0], Rtol: precisionTols[TF32][1]}
 
 // tf32AttentionCases cover every tensor-core head-size cap (16, 32, 64)
 // with heads below, at and between the caps (d = 2, 8, 16, 24, 32, 64), one

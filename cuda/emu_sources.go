@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "245df6129a1b4089da0df4a93927d4989dcf8358e4ecf10b273712ab317ab1d1"
+const emuSourcesDigest = "4846ba03e9e648783a4e6b865f9e98b1b7fc9aa44c1c24034acdbd8c62f57e89"

@@ -971,9 +971,11 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 	if opt.Precision != FP32 && slices.ContainsFunc(cands, func(pc PopCandidate) bool {
 		return slices.ContainsFunc(pc.Graph.Nodes, func(nd nets.Node) bool { return nd.Op == nets.OpAttention })
 	}) {
+		t0 := time.Now()
 		if err := CheckPrecision(d, opt.Precision); err != nil {
 			return nil, stats, fmt.Errorf("%w: %w", ErrPopulation, err)
 		}
+		start = start.Add(time.Since(t0)) // not the population's time
 	}
 	dtrain, err := UploadDataset(d, train)
 	if err != nil {

@@ -34,6 +34,22 @@ func (d *dropLaunches) Compile(cmds []Cmd) (Program, error) {
 	return d.Driver.Compile(kept)
 }
 
+// failLaunches is a driver on which launches of kernels whose name starts
+// with prefix fail; tries counts them.
+type failLaunches struct {
+	Driver
+	prefix string
+	tries  int
+}
+
+func (d *failLaunches) Launch(kernel string, grid, block Dim3, shared int, s Stream, args ...any) error {
+	if strings.HasPrefix(kernel, d.prefix) {
+		d.tries++
+		return errors.New("launch failed (test)")
+	}
+	return d.Driver.Launch(kernel, grid, block, shared, s, args...)
+}
+
 // TestCheckPrecision: the tensor-core attention passes its self-check on
 // the emulator at both precisions (and FP32 trivially); a device that
 // does not run one of its kernels fails it, with an error that names the
@@ -60,6 +76,17 @@ func TestCheckPrecision(t *testing.T) {
 		if again := CheckPrecision(bad, c.p); again != err {
 			t.Errorf("second check: %v, want the cached %v", again, err)
 		}
+	}
+	// A check that could not run (here: the kernel's launches fail, as
+	// they would on a full device) is not a verdict: it is not cached.
+	failing := &failLaunches{Driver: d, prefix: "attention_tc_"}
+	for i := 0; i < 2; i++ {
+		if err := CheckPrecision(failing, TF32); !errors.Is(err, ErrPrecisionCheck) || !strings.Contains(err.Error(), "did not run") {
+			t.Errorf("launches failing, try %d: err %v", i, err)
+		}
+	}
+	if failing.tries != 2 {
+		t.Errorf("launches failing: %d tries over two checks, want 2 (not cached)", failing.tries)
 	}
 	bad := &dropLaunches{Driver: d, prefix: "attention_tc3_"}
 	f := newPopFixture(t, 3)

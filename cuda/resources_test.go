@@ -23,7 +23,8 @@ const ptxasLog = "../build/kernels/ptxas.log"
 
 var (
 	ptxasEntry = regexp.MustCompile(`Compiling entry function '([^']+)' for '(sm_\d+)'`)
-	ptxasUsed  = regexp.MustCompile(`Used (\d+) registers(?:, (\d+) bytes smem)?`)
+	ptxasUsed  = regexp.MustCompile(`Used (\d+) registers`)
+	ptxasSmem  = regexp.MustCompile(`(\d+) bytes smem`)
 )
 
 // readPtxasLog parses `nvcc -Xptxas -v` output: kernel -> arch -> resources.
@@ -45,8 +46,8 @@ func readPtxasLog(path string) (map[string]map[string]kernelResources, error) {
 		if m := ptxasUsed.FindStringSubmatch(line); m != nil && name != "" {
 			r := kernelResources{}
 			r.regs, _ = strconv.Atoi(m[1])
-			if m[2] != "" {
-				r.smem, _ = strconv.Atoi(m[2])
+			if sm := ptxasSmem.FindStringSubmatch(line); sm != nil {
+				r.smem, _ = strconv.Atoi(sm[1])
 			}
 			if out[name] == nil {
 				out[name] = map[string]kernelResources{}
@@ -138,24 +139,29 @@ var launchRisks = []string{"attention_tc_fwd_d16_grouped", "attention_tc3_bwd_dk
 // sm_90 SM can start, given the registers and static shared memory ptxas
 // reports for the kernel: a launch asking for more fails on a GPU with
 // "too many resources requested" (or an invalid argument), which the
-// emulator, with no register file, cannot see. With all set (the whole
-// test binary ran), the kernels of launchRisks must be among them. It
-// returns "" with a reason to skip when there is no fresh ptxas report
-// (`make kernels` needs nvcc), else the problems found.
-func checkLaunchResources(l *launchLog, all bool) (skip string, problems []string) {
+// emulator, with no register file, cannot see. It returns a reason to
+// skip when there is no fresh ptxas report (`make kernels` needs nvcc),
+// else the problems found and, with all set (every test of the binary
+// ran), the kernels of launchRisks that were never launched.
+func checkLaunchResources(l *launchLog, all bool) (skip string, problems, uncovered []string) {
 	li, err := os.Stat(ptxasLog)
 	if err != nil {
-		return fmt.Sprintf("no %s: run `make kernels` (needs nvcc)", ptxasLog), nil
+		return fmt.Sprintf("no %s: run `make kernels` (needs nvcc)", ptxasLog), nil, nil
 	}
 	srcs, _ := filepath.Glob("../kernels/*.[ch]*")
 	for _, src := range srcs {
 		if si, err := os.Stat(src); err == nil && si.ModTime().After(li.ModTime()) {
-			return fmt.Sprintf("%s is older than %s: run `make kernels`", ptxasLog, src), nil
+			return fmt.Sprintf("%s is older than %s: run `make kernels`", ptxasLog, src), nil, nil
 		}
+	}
+	// make kernels writes the report, then the fatbin: a fatbin older than
+	// the report means nvcc failed and the report may be partial.
+	if fi, err := os.Stat("kernels.fatbin"); err != nil || fi.ModTime().Before(li.ModTime()) {
+		return fmt.Sprintf("cuda/kernels.fatbin is missing or older than %s (did nvcc fail?): run `make kernels`", ptxasLog), nil, nil
 	}
 	res, err := readPtxasLog(ptxasLog)
 	if err != nil || len(res) == 0 {
-		return "", []string{fmt.Sprintf("%s: no kernel resources read (%v)", ptxasLog, err)}
+		return "", []string{fmt.Sprintf("%s: no kernel resources read (%v)", ptxasLog, err)}, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -183,15 +189,15 @@ func checkLaunchResources(l *launchLog, all bool) (skip string, problems []strin
 			problems = append(problems, k+": "+why)
 		}
 	}
+	sort.Strings(problems)
 	if all {
 		for _, k := range launchRisks {
 			if !kernels[k] {
-				problems = append(problems, fmt.Sprintf("%s was never launched: the resource check does not cover it", k))
+				uncovered = append(uncovered, k)
 			}
 		}
 	}
-	sort.Strings(problems)
-	return "", problems
+	return "", problems, uncovered
 }
 
 // TestLaunchFits checks the resource rule itself on known limits.

@@ -33,14 +33,20 @@ func testDriver(t testing.TB) Driver {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 && emuShared != nil {
-		all := flag.Lookup("test.run").Value.String() == "" && !testing.Short()
-		skip, problems := checkLaunchResources(emuShared, all)
-		switch {
-		case len(problems) > 0:
+		// Every test ran: no -run or -skip filter, not -short.
+		all := flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.skip").Value.String() == "" && !testing.Short()
+		skip, problems, uncovered := checkLaunchResources(emuShared, all)
+		if len(problems) > 0 {
 			fmt.Fprintln(os.Stderr, "launch resources: these launches would not start on an sm_80 or sm_90 GPU:")
 			for _, p := range problems {
 				fmt.Fprintln(os.Stderr, "  "+p)
 			}
+		}
+		if len(uncovered) > 0 {
+			fmt.Fprintf(os.Stderr, "launch resources: the tests never launched %v, so the check does not cover them\n", uncovered)
+		}
+		switch {
+		case len(problems) > 0 || len(uncovered) > 0:
 			fmt.Println("FAIL")
 			code = 1
 		case skip != "" && testing.Verbose():

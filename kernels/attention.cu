@@ -438,16 +438,33 @@ static __device__ __forceinline__ float evo_tc_round(float v) {
     return X3 ? v : evo_tf32(v);
 }
 
+// evo_tf32_bits rounds v to TF32 (nearest, ties away from zero, as
+// cvt.rna does) by integer arithmetic on its bits, so the result is a
+// plain float whose arithmetic is defined (the CUDA guide leaves float
+// arithmetic on __float_to_tf32's result undefined). Infinities and NaNs
+// pass unchanged.
+static __device__ __forceinline__ float evo_tf32_bits(float v) {
+    const unsigned int b = __float_as_uint(v);
+    return (b & 0x7f800000u) == 0x7f800000u ? v : __uint_as_float((b + 0x1000u) & 0xffffe000u);
+}
+
 // evo_tc_split splits a fragment of float operands into its TF32 head
 // (hi) and the TF32 rounding of the rest (lo): f ~ hi + lo to about 21
-// mantissa bits. The same operation on every element, so layout-free.
+// mantissa bits (f - hi is exact). The same operation on every element,
+// so layout-free.
 template <class F>
 static __device__ __forceinline__ void evo_tc_split(const F& f, F& hi, F& lo) {
 #pragma unroll
     for (int e = 0; e < f.num_elements; e++) {
-        hi.x[e] = evo_tf32(f.x[e]);
-        lo.x[e] = evo_tf32(f.x[e] - hi.x[e]);
+        hi.x[e] = evo_tf32_bits(f.x[e]);
+        lo.x[e] = evo_tf32_bits(f.x[e] - hi.x[e]);
     }
+}
+
+// evo_tc_add: acc += t, element by element in float32 (round to nearest).
+static __device__ __forceinline__ void evo_tc_add(evo_tc_acc& acc, const evo_tc_acc& t) {
+#pragma unroll
+    for (int e = 0; e < acc.num_elements; e++) acc.x[e] += t.x[e];
 }
 
 // evo_tc_mma: c += a b. Without X3 the operands are TF32 already (staged
@@ -524,8 +541,29 @@ static __device__ __forceinline__ void evo_tc_rows16(const evo_tc_acol* a, const
 
 // evo_tc_accum adds the warp's 16 x TILE tile at a (ldm SLD) times the
 // TILE x D operand whose (k, n) element is b[n*LDT + k] into acc[D/16].
+// With X3 each tile's products are summed in a fragment of their own and
+// added to acc in float32: the tensor cores' own accumulation may round
+// toward zero (Ootomo and Yokota), and over P/32 tiles of three products
+// its bias would grow with P; this way it is confined to one tile.
 template <int D, bool X3>
 static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float* a, const float* b) {
+    if (X3) {
+#pragma unroll
+        for (int nb = 0; nb < D / 16; nb++) {
+            evo_tc_acc t;
+            evo_wmma::fill_fragment(t, 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
+                evo_tc_arow fa;
+                evo_tc_bcol fb;
+                evo_wmma::load_matrix_sync(fa, a + kk * 8, EVO_TC_SLD);
+                evo_wmma::load_matrix_sync(fb, b + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
+                evo_tc_mma<true>(t, fa, fb);
+            }
+            evo_tc_add(acc[nb], t);
+        }
+        return;
+    }
 #pragma unroll
     for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
         evo_tc_arow fa;
@@ -612,16 +650,18 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
         __syncwarp();
 #pragma unroll
         for (int nb = 0; nb < D / 16; nb++) {
-            evo_tc_acc o;
+            evo_tc_acc o, t;  // with X3 the tile's products go to t first (evo_tc_accum)
             evo_wmma::load_matrix_sync(o, os + nb * 16, D, evo_wmma::mem_row_major);
+            if (X3) evo_wmma::fill_fragment(t, 0.0f);
 #pragma unroll
             for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
                 evo_tc_arow fa;
                 evo_tc_bcol fb;
                 evo_wmma::load_matrix_sync(fa, ss + kk * 8, EVO_TC_SLD);
                 evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
-                evo_tc_mma<X3>(o, fa, fb);
+                evo_tc_mma<X3>(X3 ? t : o, fa, fb);
             }
+            if (X3) evo_tc_add(o, t);
             evo_wmma::store_matrix_sync(os + nb * 16, o, D, evo_wmma::mem_row_major);
         }
         __syncwarp();

@@ -122,6 +122,13 @@ func (s *Sampler) Warnings() []string {
 	return append([]string(nil), s.warnings...)
 }
 
+// nvmlUsed is the NVML library this process's go-nvml calls are bound to
+// ("": none yet).
+var nvmlUsed struct {
+	sync.Mutex
+	path string
+}
+
 // DefaultNVMLLibrary is the library StartNVML loads when given none; the
 // dynamic loader finds it (LD_LIBRARY_PATH, ld.so.cache).
 const DefaultNVMLLibrary = "libnvidia-ml.so.1"
@@ -131,24 +138,39 @@ const DefaultNVMLLibrary = "libnvidia-ml.so.1"
 // starts sampling every interval, with times measured from origin. lib is
 // the library's file ("": DefaultNVMLLibrary). It fails with ErrNoNVML
 // where the library cannot be loaded (no driver) or there is no such GPU.
-// One sampler runs at a time, and a process uses one NVML library.
+// One sampler runs at a time, and a process uses one NVML library: the
+// first that loaded (a later call naming another fails).
 func StartNVML(lib string, index int, interval time.Duration, origin time.Time) (*Sampler, error) {
 	path := lib
 	if path == "" {
 		path = DefaultNVMLLibrary
-	} else if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil {
-		// go-nvml binds NVML's functions once per process: a library
-		// loaded before (a sampler running, or an earlier failed start,
-		// which go-nvml cannot unload) stays the one in use.
-		return nil, fmt.Errorf("%w: %s: an NVML library is already loaded in this process", ErrNoNVML, path)
 	}
-	if ret := nvml.Init(); ret != nvml.SUCCESS {
-		switch {
-		case ret == nvml.ERROR_LIBRARY_NOT_FOUND && lib == "":
-			return nil, fmt.Errorf("%w: %s not found (no NVIDIA driver on this machine)", ErrNoNVML, path)
-		case ret == nvml.ERROR_LIBRARY_NOT_FOUND:
-			return nil, fmt.Errorf("%w: %s could not be loaded", ErrNoNVML, path)
+	// go-nvml binds each function on its first call and aborts the process
+	// where the library lacks it: probe the library first.
+	peak, gpm, err := nvmlSymbols(path)
+	if err != nil {
+		if lib == "" {
+			return nil, fmt.Errorf("%w: %v (no NVIDIA driver on this machine?)", ErrNoNVML, err)
 		}
+		return nil, fmt.Errorf("%w: %v", ErrNoNVML, err)
+	}
+	// go-nvml's calls bind to NVML's functions once per process, to the
+	// first library that answered them: another library later would not
+	// be the one called.
+	nvmlUsed.Lock()
+	defer nvmlUsed.Unlock()
+	if nvmlUsed.path != "" && nvmlUsed.path != path {
+		return nil, fmt.Errorf("%w: %s: this process already used the NVML library %s (one per process)", ErrNoNVML, path, nvmlUsed.path)
+	}
+	if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil {
+		return nil, fmt.Errorf("%w: %s: a sampler is running", ErrNoNVML, path)
+	}
+	ret := nvml.Init()
+	if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
+		return nil, fmt.Errorf("%w: %s could not be loaded", ErrNoNVML, path)
+	}
+	nvmlUsed.path = path // loaded, and nvmlInit called: bound
+	if ret != nvml.SUCCESS {
 		return nil, fmt.Errorf("%w: nvmlInit: %v", ErrNoNVML, ret)
 	}
 	dev, ret := nvml.DeviceGetHandleByIndex(index)
@@ -164,14 +186,18 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 	if m, ret := dev.GetMemoryInfo(); ret == nvml.SUCCESS {
 		info.MemTotalMB = float64(m.Total) / (1 << 20)
 	}
-	if bits, ret := dev.GetMemoryBusWidth(); ret == nvml.SUCCESS {
-		if clock, ret := dev.GetMaxClockInfo(nvml.CLOCK_MEM); ret == nvml.SUCCESS {
-			info.PeakGBps = peakGBps(bits, clock)
+	if peak {
+		if bits, ret := dev.GetMemoryBusWidth(); ret == nvml.SUCCESS {
+			if clock, ret := dev.GetMaxClockInfo(nvml.CLOCK_MEM); ret == nvml.SUCCESS {
+				info.PeakGBps = peakGBps(bits, clock)
+			}
 		}
 	}
-	if sup, ret := dev.GpmQueryDeviceSupport(); ret == nvml.SUCCESS && sup.IsSupportedDevice != 0 {
-		if err := r.allocGPM(); err == nil {
-			info.GPM = true
+	if gpm {
+		if sup, ret := dev.GpmQueryDeviceSupport(); ret == nvml.SUCCESS && sup.IsSupportedDevice != 0 {
+			if err := r.allocGPM(); err == nil {
+				info.GPM = true
+			}
 		}
 	}
 	s := newSampler(interval, origin, r.read, func() {

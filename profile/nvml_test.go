@@ -176,3 +176,42 @@ func TestStartNVMLLibraryPath(t *testing.T) {
 		}
 	}
 }
+
+// TestStartNVMLFakeVariants: a library without GPM samples without GPM
+// metrics (GPM's entry points are never called, which would abort the
+// process); a loadable library that is not NVML is ErrNoNVML naming what
+// it lacks, not a crash; and after a sampler on a named library, another
+// library is refused.
+func TestStartNVMLFakeVariants(t *testing.T) {
+	if !nvmlfake.InFreshProcess(t) {
+		return // passed there
+	}
+	dir := t.TempDir()
+	noGPM := nvmlfake.BuildT(t, dir, nvmlfake.NoGPM)
+	notNVML := nvmlfake.BuildT(t, dir, nvmlfake.NoInit)
+	if _, err := StartNVML(notNVML, 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "lacks nvmlInit_v2") {
+		t.Errorf("a library without nvmlInit_v2: err %v", err)
+	}
+	s, err := StartNVML(noGPM, 0, 2*time.Millisecond, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	got := s.Stop()
+	if s.Info.GPM || s.Info.Name != nvmlfake.Name || len(got) < 2 {
+		t.Errorf("without GPM: device %+v, %d samples", s.Info, len(got))
+	}
+	for i, g := range got {
+		if g.GPM != nil || g.SMClockMHz != nvmlfake.SMClock {
+			t.Errorf("without GPM, sample %d: %+v", i, g)
+		}
+	}
+	// go-nvml's calls are bound to the first library: another one, the
+	// default included, is refused rather than silently not called.
+	if s, err := StartNVML("", 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "already used the NVML library "+noGPM) {
+		if err == nil {
+			s.Stop()
+		}
+		t.Errorf("the default library after %s: err %v", noGPM, err)
+	}
+}

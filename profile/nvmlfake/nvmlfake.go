@@ -42,8 +42,9 @@ const (
 
 // Build compiles the fake library into dir and returns its path. It needs
 // a C compiler ($CC, else cc) and the go command (to find go-nvml's
-// nvml.h in the module cache); ErrNoCompiler when there is no compiler.
-func Build(dir string) (string, error) {
+// nvml.h in the module cache): ErrNoCompiler, ErrNoHeader without them.
+// defines (NoGPM, NoInit) build a variant, named after them.
+func Build(dir string, defines ...string) (string, error) {
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "cc"
@@ -54,31 +55,44 @@ func Build(dir string) (string, error) {
 	}
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/NVIDIA/go-nvml").Output()
 	if err != nil {
-		return "", fmt.Errorf("nvmlfake: finding go-nvml's nvml.h: go list: %v", err)
+		return "", fmt.Errorf("%w: go list: %v", ErrNoHeader, err)
 	}
 	inc := filepath.Join(strings.TrimSpace(string(out)), "pkg", "nvml")
 	if _, err := os.Stat(filepath.Join(inc, "nvml.h")); err != nil {
-		return "", fmt.Errorf("nvmlfake: %v", err)
+		return "", fmt.Errorf("%w: %v", ErrNoHeader, err)
 	}
 	src := filepath.Join(dir, "fake_nvml.c")
 	if err := os.WriteFile(src, source, 0o644); err != nil {
 		return "", fmt.Errorf("nvmlfake: %v", err)
 	}
-	lib := filepath.Join(dir, "libnvidia-ml.so.1")
-	cmd := exec.Command(ccPath, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-I", inc, "-o", lib, src)
+	name := "libnvidia-ml.so.1"
+	args := []string{"-shared", "-fPIC", "-O1", "-Wall", "-I", inc}
+	for _, d := range defines {
+		args = append(args, "-D"+d)
+		name = strings.ToLower(d) + "-" + name
+	}
+	lib := filepath.Join(dir, name)
+	cmd := exec.Command(ccPath, append(args, "-o", lib, src)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("nvmlfake: %s: %v\n%s", cc, err, msg)
 	}
 	return lib, nil
 }
 
+// The variants Build makes with these defines.
+const (
+	NoGPM  = "FAKE_NVML_NO_GPM"  // no GPM entry points
+	NoInit = "FAKE_NVML_NO_INIT" // no nvmlInit_v2: not an NVML library
+)
+
 // BuildT is Build for a test: it skips the test where there is no C
-// compiler and fails it on any other error.
-func BuildT(t *testing.T, dir string) string {
+// compiler or no go-nvml header to build against, and fails it on any
+// other error.
+func BuildT(t *testing.T, dir string, defines ...string) string {
 	t.Helper()
-	lib, err := Build(dir)
-	if errors.Is(err, ErrNoCompiler) {
-		t.Skipf("no C compiler to build the fake NVML library: %v", err)
+	lib, err := Build(dir, defines...)
+	if errors.Is(err, ErrNoCompiler) || errors.Is(err, ErrNoHeader) {
+		t.Skipf("cannot build the fake NVML library here: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -86,8 +100,11 @@ func BuildT(t *testing.T, dir string) string {
 	return lib
 }
 
-// ErrNoCompiler: Build found no C compiler.
-var ErrNoCompiler = errors.New("nvmlfake: no C compiler")
+// Build's errors for what it needs and lacks.
+var (
+	ErrNoCompiler = errors.New("nvmlfake: no C compiler")
+	ErrNoHeader   = errors.New("nvmlfake: go-nvml's nvml.h not found")
+)
 
 // childEnv marks a test binary run by InFreshProcess.
 const childEnv = "EVOSEARCH_NVMLFAKE_CHILD"
@@ -105,7 +122,11 @@ func InFreshProcess(t *testing.T) bool {
 	if os.Getenv(childEnv) == t.Name() {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
+	args := []string{"-test.run=^" + regexp.QuoteMeta(t.Name()) + "$", "-test.v", "-test.count=1", "-test.timeout=5m"}
+	if testing.Short() {
+		args = append(args, "-test.short")
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
 	out, err := cmd.CombinedOutput()
 	text := string(out)
