@@ -185,6 +185,15 @@ func finish(r *profile.Report, s *profile.Sampler) {
 
 const noCountersNote = "GPU counters need a GPU build (-tags cuda) and --device cuda; none were sampled"
 
+// noCounters is the note of a workload that samples no GPU, saying too
+// that --nvml-lib went unused when it was given.
+func noCounters(c *ucli.Context) string {
+	if c.String("nvml-lib") != "" {
+		return noCountersNote + " (--nvml-lib is not used)"
+	}
+	return noCountersNote
+}
+
 func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	o := bench.PopulationOptions{Candidates: c.Int("candidates"), Channels: c.Int("channels"), Layers: c.Int("layers"),
 		Train: c.Int("train"), Val: c.Int("val"), Epochs: c.Int("epochs"), Batch: c.Int("batch-size"),
@@ -253,7 +262,7 @@ func traceResident(c *ucli.Context, workload, dev string, d cuda.Driver, train, 
 			notes = append(notes, note)
 		}
 	} else {
-		notes = append(notes, noCountersNote)
+		notes = append(notes, noCounters(c))
 	}
 	start := time.Since(origin)
 	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, opt)
@@ -379,7 +388,7 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 			}
 		}()
 	} else {
-		notes = append(notes, noCountersNote)
+		notes = append(notes, noCounters(c))
 	}
 	rec := profile.NewOpRecorder(b, origin)
 	m := nets.NewModel(g, rec, c.Uint64("seed"), workers(c))

@@ -252,8 +252,15 @@ func TestProfileSearchFakeNVML(t *testing.T) {
 		t.Errorf("not a library: exit %d, stderr %q", code, stderr)
 	}
 
+	// A workload that samples no GPU says the library went unused.
+	code, out, stderr := run(context.Background(), "profile", "--workload", "train", "--steps", "1", "--warmup", "0", "--size", "8",
+		"--channels", "4", "--layers", "2", "--batch-size", "2", "--nvml-lib", lib, "--output", filepath.Join(tmp, "p2"))
+	if code != 0 || !strings.Contains(out, "(--nvml-lib is not used)") {
+		t.Errorf("train on the CPU with --nvml-lib: exit %d, stderr %q, output:\n%s", code, stderr, out)
+	}
+
 	dir := filepath.Join(tmp, "prof")
-	code, out, stderr := run(context.Background(), profileSearchArgs(dir, "--nvml-lib", lib, "--interval", "5ms")...)
+	code, out, stderr = run(context.Background(), profileSearchArgs(dir, "--nvml-lib", lib, "--interval", "5ms")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
