@@ -175,7 +175,11 @@ fi
 if $has_pop; then
 	step bench-population-stages 120 "$bin" bench population --stage 1,2,3 --precision fp32 --epochs 5 --max-steps 4
 	step bench-population-precisions 90 "$bin" bench population --stage 3 --precision tf32,3xtf32 --epochs 5 --max-steps 4
-	step bench-population 240 "$bin" bench population --stage 3 --precision tf32
+	# the full run at TF32 if it ran above (a device that fails the
+	# tensor-core self-check prints no TF32 line), else at FP32
+	full_prec=fp32
+	if grep -qs '"precision":"tf32"' "$out"/*-bench-population-precisions.log; then full_prec=tf32; fi
+	step bench-population 240 "$bin" bench population --stage 3 --precision "$full_prec"
 else
 	skip bench-population "this evosearch has no bench population"
 fi
@@ -191,7 +195,7 @@ fi
 # 3. proxy-50's step launch by launch with NVML/GPM samples (issue 6)
 if $has_pop; then
 	step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
-		--stage 3 --precision tf32 --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
+		--stage 3 --precision "${full_prec:-fp32}" --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
 fi
 
 # 4. a search on the GPU end to end, the single-network figures, the driver
