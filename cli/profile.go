@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/naturecast/evosearch/bench"
 	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
+	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
 	"github.com/naturecast/evosearch/profile"
 )
@@ -38,7 +40,8 @@ Workloads:
                         (a population of one: --stage, --precision), every launch of the steps
                         after --warmup timed with CUDA events
   search                the search command, run as is with the flags after "--" (its output goes
-                        to --output/search); only the GPU counters and the total time are recorded
+                        to --output/search); the GPU counters, and a span per generation and (on the
+                        CPU) per candidate trained, on one track per worker
 
 GPU counters come from NVML (libnvidia-ml, loaded at run time) every --interval: utilization,
 memory, power, clocks, temperature, and on Hopper and newer GPM's SM utilization, occupancy,
@@ -461,7 +464,8 @@ func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
 	}
 	t0 := time.Since(origin)
 	app := NewApp(c.App.Writer, c.App.ErrWriter)
-	runErr := app.RunContext(c.Context, append([]string{"evosearch", "search", "--output", filepath.Join(out, "search")}, args...))
+	tl := &searchTimeline{origin: origin}
+	runErr := app.RunContext(evo.WithTracer(c.Context, tl), append([]string{"evosearch", "search", "--output", filepath.Join(out, "search")}, args...))
 	t1 := time.Since(origin)
 	if runErr != nil {
 		if smp != nil {
@@ -473,13 +477,47 @@ func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
 		}
 		return nil, fmt.Errorf("profile --workload search: %w", runErr)
 	}
-	span := profile.Span{Name: "search", Cat: "workload", StartUs: float64(t0.Microseconds()), EndUs: float64(t1.Microseconds())}
-	rep := profile.NewReport("search", searchDevice(args), []profile.Span{span}, nil)
-	rep.Notes = append(notes, "a search is profiled as a whole: its kernels are not timed one by one (use --workload population for that)")
-	rep.TrackNames = map[int]string{0: "search"}
+	spans := append([]profile.Span{{Name: "search", Cat: "workload", StartUs: float64(t0.Microseconds()), EndUs: float64(t1.Microseconds())}},
+		tl.spans...)
+	rep := profile.NewReport("search", searchDevice(args), spans, nil)
+	rep.Notes = append(notes, "a search is timed per generation and, on the CPU, per candidate (spans nest: search, generations, candidates, so their shares overlap); its kernels are not timed one by one (use --workload population for that)")
+	rep.TrackNames = map[int]string{0: "search", 1: "generations"}
+	for _, sp := range tl.spans {
+		if sp.Track >= 2 {
+			rep.TrackNames[sp.Track] = fmt.Sprintf("evaluation lane %d", sp.Track-2)
+		}
+	}
 	rep.Options = map[string]any{"search_args": args}
 	finish(rep, smp)
 	return rep, nil
+}
+
+// searchTimeline is the evo.Tracer of a profiled search: each
+// generation's evaluation a span on track 1, each candidate's training a
+// span on track 2 + its lane, times from origin.
+type searchTimeline struct {
+	origin time.Time
+	mu     sync.Mutex
+	spans  []profile.Span
+}
+
+func (tl *searchTimeline) add(sp profile.Span, start, end time.Time) {
+	sp.StartUs, sp.EndUs = float64(start.Sub(tl.origin).Microseconds()), float64(end.Sub(tl.origin).Microseconds())
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.spans = append(tl.spans, sp)
+}
+
+func (tl *searchTimeline) Generation(gen, candidates int, start, end time.Time) {
+	tl.add(profile.Span{Name: "generation", Cat: "generation", Track: 1, Step: gen, Instances: candidates}, start, end)
+}
+
+func (tl *searchTimeline) Candidate(gen, index, lane int, status nets.Status, start, end time.Time) {
+	name := "candidate"
+	if status != nets.StatusOK {
+		name = fmt.Sprintf("candidate (%s)", status)
+	}
+	tl.add(profile.Span{Name: name, Cat: "evaluation", Track: 2 + lane, Step: gen}, start, end)
 }
 
 // searchDevice is the --device the search's flags args choose, as the

@@ -181,8 +181,34 @@ func TestProfileSearch(t *testing.T) {
 	if r.Device != "cpu" {
 		t.Errorf("device %q, want cpu (the search's default)", r.Device)
 	}
-	if len(r.Spans) != 1 || r.Spans[0].Name != "search" || r.Spans[0].DurUs() <= 0 || sum.Spans != 2 {
-		t.Errorf("spans %+v, trace %+v", r.Spans, sum)
+	// One search span; one generation span (the search has one
+	// generation) inside it; a candidate span per candidate trained,
+	// inside the generation's, on the evaluation lanes.
+	var search, gen []profile.Span
+	cands := 0
+	for _, sp := range r.Spans {
+		switch {
+		case sp.Name == "search" && sp.Track == 0:
+			search = append(search, sp)
+		case sp.Name == "generation" && sp.Track == 1:
+			gen = append(gen, sp)
+		case strings.HasPrefix(sp.Name, "candidate") && sp.Track >= 2:
+			cands++
+		default:
+			t.Errorf("unexpected span %+v", sp)
+		}
+	}
+	if len(search) != 1 || len(gen) != 1 || search[0].DurUs() <= 0 || gen[0].StartUs < search[0].StartUs || gen[0].EndUs > search[0].EndUs ||
+		gen[0].Instances != 3 || cands != gen[0].Instances || r.TrackNames[2] != "evaluation lane 0" {
+		t.Fatalf("search %+v, generations %+v, %d candidate spans, tracks %v", search, gen, cands, r.TrackNames)
+	}
+	for _, sp := range r.Spans {
+		if sp.Track >= 2 && (sp.StartUs < gen[0].StartUs || sp.EndUs > gen[0].EndUs) {
+			t.Errorf("candidate span %+v outside its generation %+v", sp, gen[0])
+		}
+	}
+	if sum.Spans < len(r.Spans) {
+		t.Errorf("trace %+v: fewer spans than the report's %d", sum, len(r.Spans))
 	}
 	if !strings.Contains(out, "best proxy accuracy") {
 		t.Errorf("the search's own output is missing:\n%s", out)

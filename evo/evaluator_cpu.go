@@ -49,14 +49,19 @@ func (e *CPUEvaluator) EvaluateStream(ctx context.Context, gen int, cands []Cand
 	next := make(chan int)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	tr := tracerFrom(ctx)
 	for w := 0; w < par; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
+				start := time.Now()
 				r, err := e.evaluateOne(ctx, cands[i].Arch)
 				if err != nil {
 					continue // cancelled: the whole generation is abandoned
+				}
+				if tr != nil {
+					tr.Candidate(gen, cands[i].Index, w, r.Status, start, time.Now())
 				}
 				mu.Lock()
 				done(i, r)

@@ -679,6 +679,10 @@ func (c *committer) evaluate(ctx context.Context, ev Evaluator, todo []Candidate
 		}
 		c.err = err
 	}
+	if tr := tracerFrom(ctx); tr != nil {
+		start := time.Now()
+		defer func() { tr.Generation(c.gen, len(todo), start, time.Now()) }()
+	}
 	if sev, ok := ev.(StreamEvaluator); ok {
 		if err := sev.EvaluateStream(ctx, c.gen, todo, done); err != nil {
 			return err
