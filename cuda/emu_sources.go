@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "4846ba03e9e648783a4e6b865f9e98b1b7fc9aa44c1c24034acdbd8c62f57e89"
+const emuSourcesDigest = "59f621fc1e969711258d04d20e8e10b905cde2c8083d49e4500d2a50f842790a"

@@ -435,11 +435,17 @@ static inline void mma_sync(fragment<accumulator, 16, 16, 8, float>& d,
                             const fragment<matrix_a, 16, 16, 8, precision::tf32, LA>& a,
                             const fragment<matrix_b, 16, 16, 8, precision::tf32, LB>& b,
                             const fragment<accumulator, 16, 16, 8, float>& c) {
-    float out[256];
+    // The operands as the tensor cores read them (truncated to TF32), once
+    // each rather than once per product; the sums in the same order.
+    float at[128], bt[128], out[256];
+    for (int e = 0; e < 128; e++) {
+        at[e] = evo_tf32_trunc(a.x[e]);
+        bt[e] = evo_tf32_trunc(b.x[e]);
+    }
     for (int m = 0; m < 16; m++)
         for (int n = 0; n < 16; n++) {
             float s = c.x[m * 16 + n];
-            for (int k = 0; k < 8; k++) s += evo_tf32_trunc(a.x[m * 8 + k]) * evo_tf32_trunc(b.x[k * 16 + n]);
+            for (int k = 0; k < 8; k++) s += at[m * 8 + k] * bt[k * 16 + n];
             out[m * 16 + n] = s;
         }
     std::memcpy(d.x, out, sizeof out);
