@@ -509,7 +509,7 @@ func (tl *searchTimeline) add(sp profile.Span, start, end time.Time) {
 }
 
 func (tl *searchTimeline) Generation(gen, candidates int, start, end time.Time) {
-	tl.add(profile.Span{Name: "generation", Cat: "generation", Track: 1, Step: gen, Instances: candidates}, start, end)
+	tl.add(profile.Span{Name: "generation", Cat: "generation", Track: 1, Step: gen}, start, end)
 }
 
 func (tl *searchTimeline) Candidate(gen, index, lane int, status nets.Status, start, end time.Time) {

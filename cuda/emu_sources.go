@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "59f621fc1e969711258d04d20e8e10b905cde2c8083d49e4500d2a50f842790a"
+const emuSourcesDigest = "2f305e962c2d6c638402027d590f15ee6afc7c33744040ae897000889ec76895"

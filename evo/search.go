@@ -679,10 +679,7 @@ func (c *committer) evaluate(ctx context.Context, ev Evaluator, todo []Candidate
 		}
 		c.err = err
 	}
-	if tr := tracerFrom(ctx); tr != nil {
-		start := time.Now()
-		defer func() { tr.Generation(c.gen, len(todo), start, time.Now()) }()
-	}
+	start := time.Now()
 	if sev, ok := ev.(StreamEvaluator); ok {
 		if err := sev.EvaluateStream(ctx, c.gen, todo, done); err != nil {
 			return err
@@ -698,6 +695,9 @@ func (c *committer) evaluate(ctx context.Context, ev Evaluator, todo []Candidate
 		for k, r := range res {
 			done(k, r)
 		}
+	}
+	if tr := tracerFrom(ctx); tr != nil && c.err == nil {
+		tr.Generation(c.gen, len(todo), start, time.Now())
 	}
 	return c.err
 }

@@ -8,9 +8,11 @@ import (
 )
 
 // Tracer receives a search's timeline, for profiles: every generation's
-// evaluation and, from evaluators that train candidates one by one (the
-// CPU's), every candidate's training with the lane (worker goroutine) it
-// ran on. Calls may come from several goroutines at once.
+// evaluation that completed (one that trained nothing, all its candidates
+// looked up, has none; one cut short is not reported) with the number of
+// candidates it trained, and, from evaluators that train candidates one by
+// one (the CPU's), every candidate's training with the lane (worker
+// goroutine) it ran on. Calls may come from several goroutines at once.
 type Tracer interface {
 	Generation(gen, candidates int, start, end time.Time)
 	Candidate(gen, index, lane int, status nets.Status, start, end time.Time)

@@ -126,7 +126,8 @@ func (s *Sampler) Warnings() []string {
 // ("": none yet).
 var nvmlUsed struct {
 	sync.Mutex
-	path string
+	path    string
+	running bool // a sampler holds NVML
 }
 
 // DefaultNVMLLibrary is the library StartNVML loads when given none; the
@@ -162,8 +163,14 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 	if nvmlUsed.path != "" && nvmlUsed.path != path {
 		return nil, fmt.Errorf("%w: %s: this process already used the NVML library %s (one per process)", ErrNoNVML, path, nvmlUsed.path)
 	}
-	if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil {
+	if nvmlUsed.running {
 		return nil, fmt.Errorf("%w: %s: a sampler is running", ErrNoNVML, path)
+	}
+	// go-nvml refuses new options while it holds the library, which it
+	// also does after an nvmlInit that failed (it cannot let go of it):
+	// that library is this path's, so go on.
+	if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil && nvmlUsed.path != path {
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoNVML, path, err)
 	}
 	ret := nvml.Init()
 	if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
@@ -200,9 +207,13 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 			}
 		}
 	}
+	nvmlUsed.running = true
 	s := newSampler(interval, origin, r.read, func() {
 		r.freeGPM()
 		nvml.Shutdown()
+		nvmlUsed.Lock()
+		nvmlUsed.running = false
+		nvmlUsed.Unlock()
 	})
 	s.Info = info
 	return s, nil

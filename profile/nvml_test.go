@@ -215,3 +215,29 @@ func TestStartNVMLFakeVariants(t *testing.T) {
 		t.Errorf("the default library after %s: err %v", noGPM, err)
 	}
 }
+
+// TestStartNVMLAfterFailedInit: after an nvmlInit that failed (go-nvml
+// then keeps the library), the same library starts on the next try; a
+// second sampler while one runs is refused until it stops.
+func TestStartNVMLAfterFailedInit(t *testing.T) {
+	if !nvmlfake.InFreshProcess(t) {
+		return // passed there
+	}
+	lib := nvmlfake.BuildT(t, t.TempDir(), nvmlfake.InitFailsOnce)
+	if _, err := StartNVML(lib, 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "nvmlInit") {
+		t.Fatalf("first start: err %v, want nvmlInit's failure", err)
+	}
+	s, err := StartNVML(lib, 0, time.Millisecond, time.Now())
+	if err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if _, err := StartNVML(lib, 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "a sampler is running") {
+		t.Errorf("a second sampler: err %v", err)
+	}
+	s.Stop()
+	s2, err := StartNVML(lib, 0, time.Millisecond, time.Now())
+	if err != nil {
+		t.Fatalf("after Stop: %v", err)
+	}
+	s2.Stop()
+}

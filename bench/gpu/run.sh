@@ -178,7 +178,8 @@ if $has_pop; then
 	# the full run at TF32 if it ran above (a device that fails the
 	# tensor-core self-check prints no TF32 line), else at FP32
 	full_prec=fp32
-	if grep -qs '"precision":"tf32"' "$out"/*-bench-population-precisions.log; then full_prec=tf32; fi
+	prec_log=$(printf '%s/%02d-%s.log' "$out" "$nstep" bench-population-precisions) # this run's, not a stale one
+	if grep -qs '"precision":"tf32"' "$prec_log"; then full_prec=tf32; fi
 	step bench-population 240 "$bin" bench population --stage 3 --precision "$full_prec"
 else
 	skip bench-population "this evosearch has no bench population"

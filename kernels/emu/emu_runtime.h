@@ -74,7 +74,7 @@ struct Launch {
     void* ctx;
     char* err;  // first failure, NUL-terminated, errlen bytes
     int errlen;
-    bool reverse;  // run blocks and threads in reverse order (EVO_EMU_REVERSE)
+    bool reverse;  // run blocks and threads in reverse order (cuda.NewEmulatorReversed)
 };
 
 // A kernel's launcher unpacks args (one pointer per parameter, as in
@@ -89,8 +89,8 @@ typedef int (*LaunchFn)(void* fn, void** args, Launch* l);
 void register_kernel(const char* name, void* fn, int arity, const char* kinds, LaunchFn launch,
                      std::ptrdiff_t mark);
 
-// run_grid runs every block of l's grid in blockIdx order (x fastest) and
-// returns 0, or 3 with l->err set when a block failed (deadlock, a warp
+// run_grid runs every block of l's grid in blockIdx order (x fastest; the
+// reverse with l->reverse) and returns 0, or 3 with l->err set when a block failed (deadlock, a warp
 // collective misused).
 int run_grid(Launch* l);
 

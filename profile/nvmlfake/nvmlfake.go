@@ -66,6 +66,8 @@ func Build(dir string, defines ...string) (string, error) {
 		return "", fmt.Errorf("nvmlfake: %v", err)
 	}
 	name := "libnvidia-ml.so.1"
+	// No -Werror: the header is go-nvml's, and a newer compiler's new
+	// warnings about it must not stop the tests.
 	args := []string{"-shared", "-fPIC", "-O1", "-Wall", "-I", inc}
 	for _, d := range defines {
 		args = append(args, "-D"+d)
@@ -81,8 +83,9 @@ func Build(dir string, defines ...string) (string, error) {
 
 // The variants Build makes with these defines.
 const (
-	NoGPM  = "FAKE_NVML_NO_GPM"  // no GPM entry points
-	NoInit = "FAKE_NVML_NO_INIT" // no nvmlInit_v2: not an NVML library
+	NoGPM         = "FAKE_NVML_NO_GPM"          // no GPM entry points
+	NoInit        = "FAKE_NVML_NO_INIT"         // no nvmlInit_v2: not an NVML library
+	InitFailsOnce = "FAKE_NVML_INIT_FAILS_ONCE" // the first nvmlInit_v2 fails (driver not loaded)
 )
 
 // BuildT is Build for a test: it skips the test where there is no C
