@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "2f305e962c2d6c638402027d590f15ee6afc7c33744040ae897000889ec76895"
+const emuSourcesDigest = "f52822113ada2e8e50578e3800a30ebe69579c37eb2f81cf63406d96a775f1fe"

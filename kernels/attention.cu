@@ -385,11 +385,11 @@ EVO_KERNELS(attention_delta);
 // attention_tc_fwd and attention_tc_bwd_dq, keys for attention_tc_bwd_dkdv),
 // each of its 4 warps 16 of them, whose operand fragments it keeps in
 // registers. The block walks the other side 32 columns at a time, staged
-// in shared memory (rounded to TF32 but for 3xTF32, zero past d and past
-// P). Each warp
-// multiplies its 16 rows into a 16x32 tile, stores it to its own shared
-// tile, and its lanes (two per row, 16 columns each) apply the softmax
-// terms there; the tile is then read back as the next product's operand.
+// in shared memory (rounded to TF32, except for 3xTF32; zero past d and
+// past P). Each warp multiplies its 16 rows into a 16x32 tile, stores it
+// to its own shared tile, and its lanes (two per row, 16 columns each)
+// apply the softmax terms there; the tile is then read back as the next
+// product's operand.
 // Fragments are used as opaque tiles only (load, store, mma, and the same
 // operation on every element), so the layout the hardware picks does not
 // matter.
