@@ -89,6 +89,18 @@ func fakeNVML(t *testing.T) (lib, log string) {
 	return lib, log
 }
 
+// sampleFor samples GPU 0 through lib every 2 ms for about d and returns
+// the stopped sampler and its samples.
+func sampleFor(t *testing.T, lib string, d time.Duration) (*Sampler, []Sample) {
+	t.Helper()
+	s, err := StartNVML(lib, 0, 2*time.Millisecond, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	return s, s.Stop()
+}
+
 // TestStartNVMLFakeLibrary drives StartNVML's whole path, GPM included,
 // through go-nvml against nvmlfake's library: device information, every
 // counter of every sample, GPM metrics computed from consecutive samples
@@ -104,12 +116,7 @@ func TestStartNVMLFakeLibrary(t *testing.T) {
 	if _, err := StartNVML(lib, 3, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "GPU 3") {
 		t.Errorf("GPU 3 of a one-GPU machine: err %v, want ErrNoNVML naming GPU 3", err)
 	}
-	s, err := StartNVML(lib, 0, 2*time.Millisecond, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(30 * time.Millisecond)
-	got := s.Stop()
+	s, got := sampleFor(t, lib, 30*time.Millisecond)
 	want := DeviceInfo{Index: 0, Name: nvmlfake.Name, MemTotalMB: nvmlfake.MemTotalMB, GPM: true, PeakGBps: peakGBps(nvmlfake.BusBits, nvmlfake.MaxMemClock)}
 	if s.Info != want {
 		t.Errorf("device %+v, want %+v", s.Info, want)
@@ -192,12 +199,7 @@ func TestStartNVMLFakeVariants(t *testing.T) {
 	if _, err := StartNVML(notNVML, 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "lacks nvmlInit_v2") {
 		t.Errorf("a library without nvmlInit_v2: err %v", err)
 	}
-	s, err := StartNVML(noGPM, 0, 2*time.Millisecond, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(10 * time.Millisecond)
-	got := s.Stop()
+	s, got := sampleFor(t, noGPM, 10*time.Millisecond)
 	if s.Info.GPM || s.Info.Name != nvmlfake.Name || len(got) < 2 {
 		t.Errorf("without GPM: device %+v, %d samples", s.Info, len(got))
 	}
