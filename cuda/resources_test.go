@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -78,6 +79,31 @@ func launchFits(r kernelResources, block Dim3, dynamic int) string {
 		return fmt.Sprintf("%d static + %d dynamic bytes of shared memory, over 48 KiB", r.smem, dynamic)
 	}
 	return ""
+}
+
+// evoBounded matches EVO_KERNELS_BOUNDED(NAME, THREADS, BLOCKS) in the
+// kernel sources: the kernel and its grouped twin compiled with
+// __launch_bounds__(THREADS, ...), which a launch of more threads fails.
+var evoBounded = regexp.MustCompile(`(?m)^EVO_KERNELS_BOUNDED\((\w+),\s*(\d+)`)
+
+// launchBounds reads the kernels' thread bounds from dir's .cu files.
+func launchBounds(dir string) (map[string]int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.cu"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no kernel sources in %s (%v)", dir, err)
+	}
+	out := map[string]int{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range evoBounded.FindAllSubmatch(b, -1) {
+			n, _ := strconv.Atoi(string(m[2]))
+			out[string(m[1])] = n
+		}
+	}
+	return out, nil
 }
 
 // gridFits says why a grid (the largest in each dimension) is beyond
@@ -163,11 +189,19 @@ func checkLaunchResources(l *launchLog, all bool) (skip string, problems, uncove
 	if err != nil || len(res) == 0 {
 		return "", []string{fmt.Sprintf("%s: no kernel resources read (%v)", ptxasLog, err)}, nil
 	}
+	bounds, err := launchBounds("../kernels")
+	if err != nil {
+		return "", []string{err.Error()}, nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	kernels := map[string]bool{}
 	for _, c := range l.seen {
 		kernels[c.Kernel] = true
+		threads := max(c.Block.X, 1) * max(c.Block.Y, 1) * max(c.Block.Z, 1)
+		if b, ok := bounds[strings.TrimSuffix(c.Kernel, groupedSuffix)]; ok && threads > b {
+			problems = append(problems, fmt.Sprintf("%s: a block of %d threads, over its __launch_bounds__ of %d", c.Kernel, threads, b))
+		}
 		byArch, ok := res[c.Kernel]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s: launched, but not in %s", c.Kernel, ptxasLog))
@@ -219,5 +253,17 @@ func TestLaunchFits(t *testing.T) {
 		if got := launchFits(c.r, c.block, c.dynamic) == ""; got != c.fits {
 			t.Errorf("%+v block %v dynamic %d: fits %v, want %v", c.r, c.block, c.dynamic, got, c.fits)
 		}
+	}
+}
+
+// TestLaunchBounds reads the bounded kernels from the sources:
+// conv1x1_bwd is compiled for at most 256 threads.
+func TestLaunchBounds(t *testing.T) {
+	b, err := launchBounds("../kernels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b["conv1x1_bwd"] != 256 {
+		t.Errorf("bounds %v, want conv1x1_bwd at 256", b)
 	}
 }
