@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "f52822113ada2e8e50578e3800a30ebe69579c37eb2f81cf63406d96a775f1fe"
+const emuSourcesDigest = "0daa5d02913620124d7856a96d594fd24753c7b0073088e884834216d537ac9c"
