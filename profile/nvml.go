@@ -123,11 +123,12 @@ func (s *Sampler) Warnings() []string {
 }
 
 // nvmlUsed is the NVML library this process's go-nvml calls are bound to
-// ("": none yet).
+// ("": none yet), by the file the loader opened, so that two names of one
+// file (the default name, a path, a link) are one library.
 var nvmlUsed struct {
 	sync.Mutex
-	path    string
-	running bool // a sampler holds NVML
+	file    string // the library's file, links resolved
+	running bool   // a sampler holds NVML
 }
 
 // DefaultNVMLLibrary is the library StartNVML loads when given none; the
@@ -148,7 +149,7 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 	}
 	// go-nvml binds each function on its first call and aborts the process
 	// where the library lacks it: probe the library first.
-	peak, gpm, err := nvmlSymbols(path)
+	peak, gpm, file, err := nvmlSymbols(path)
 	if err != nil {
 		if lib == "" {
 			return nil, fmt.Errorf("%w: %v (no NVIDIA driver on this machine?)", ErrNoNVML, err)
@@ -160,8 +161,8 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 	// be the one called.
 	nvmlUsed.Lock()
 	defer nvmlUsed.Unlock()
-	if nvmlUsed.path != "" && nvmlUsed.path != path {
-		return nil, fmt.Errorf("%w: %s: this process already used the NVML library %s (one per process)", ErrNoNVML, path, nvmlUsed.path)
+	if nvmlUsed.file != "" && nvmlUsed.file != file {
+		return nil, fmt.Errorf("%w: %s: this process already used the NVML library %s (one per process)", ErrNoNVML, path, nvmlUsed.file)
 	}
 	if nvmlUsed.running {
 		return nil, fmt.Errorf("%w: %s: a sampler is running", ErrNoNVML, path)
@@ -169,14 +170,14 @@ func StartNVML(lib string, index int, interval time.Duration, origin time.Time) 
 	// go-nvml refuses new options while it holds the library, which it
 	// also does after an nvmlInit that failed (it cannot let go of it):
 	// that library is this path's, so go on.
-	if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil && nvmlUsed.path != path {
+	if err := nvml.SetLibraryOptions(nvml.WithLibraryPath(path)); err != nil && nvmlUsed.file != file {
 		return nil, fmt.Errorf("%w: %s: %v", ErrNoNVML, path, err)
 	}
 	ret := nvml.Init()
 	if ret == nvml.ERROR_LIBRARY_NOT_FOUND {
 		return nil, fmt.Errorf("%w: %s could not be loaded", ErrNoNVML, path)
 	}
-	nvmlUsed.path = path // loaded, and nvmlInit called: bound
+	nvmlUsed.file = file // loaded, and nvmlInit called: bound
 	if ret != nvml.SUCCESS {
 		return nil, fmt.Errorf("%w: nvmlInit: %v", ErrNoNVML, ret)
 	}

@@ -188,7 +188,7 @@ func TestStartNVMLLibraryPath(t *testing.T) {
 // metrics (GPM's entry points are never called, which would abort the
 // process); a loadable library that is not NVML is ErrNoNVML naming what
 // it lacks, not a crash; and after a sampler on a named library, another
-// library is refused.
+// library is refused and a link to the same one accepted.
 func TestStartNVMLFakeVariants(t *testing.T) {
 	if !nvmlfake.InFreshProcess(t) {
 		return // passed there
@@ -208,13 +208,25 @@ func TestStartNVMLFakeVariants(t *testing.T) {
 			t.Errorf("without GPM, sample %d: %+v", i, g)
 		}
 	}
-	// go-nvml's calls are bound to the first library: another one, the
-	// default included, is refused rather than silently not called.
-	if s, err := StartNVML("", 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "already used the NVML library "+noGPM) {
+	// go-nvml's calls are bound to the first library: another one is
+	// refused rather than silently not called; another name of the same
+	// file (a link) is the same library.
+	other := nvmlfake.BuildT(t, dir)
+	used, _ := filepath.EvalSymlinks(noGPM)
+	if s, err := StartNVML(other, 0, time.Millisecond, time.Now()); !errors.Is(err, ErrNoNVML) || !strings.Contains(err.Error(), "already used the NVML library "+used) {
 		if err == nil {
 			s.Stop()
 		}
-		t.Errorf("the default library after %s: err %v", noGPM, err)
+		t.Errorf("%s after %s: err %v", other, noGPM, err)
+	}
+	link := filepath.Join(t.TempDir(), "libnvidia-ml.so.1")
+	if err := os.Symlink(noGPM, link); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := StartNVML(link, 0, time.Millisecond, time.Now()); err != nil {
+		t.Errorf("a link to %s after it: %v", noGPM, err)
+	} else {
+		s.Stop()
 	}
 }
 

@@ -2,15 +2,19 @@ package profile
 
 /*
 #cgo LDFLAGS: -ldl
+#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 // evo_nvml_probe opens path on its own (local symbols, so nothing of it
 // leaks into the process's namespace) and reports, per name, whether the
-// library defines it: has[i] = 1 or 0. It returns 0, or -1 when the file
-// cannot be opened (dlerror's text in err).
-static int evo_nvml_probe(const char* path, const char** names, int n, int* has, char* err, int errlen) {
+// library defines it: has[i] = 1 or 0, and the file the loader opened in
+// file (empty when unknown). It returns 0, or -1 when the file cannot be
+// opened (dlerror's text in err).
+static int evo_nvml_probe(const char* path, const char** names, int n, int* has, char* file, int filelen, char* err,
+                          int errlen) {
 	void* h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
 	if (!h) {
 		const char* e = dlerror();
@@ -18,6 +22,9 @@ static int evo_nvml_probe(const char* path, const char** names, int n, int* has,
 		return -1;
 	}
 	for (int i = 0; i < n; i++) has[i] = dlsym(h, names[i]) != NULL;
+	struct link_map* lm = NULL;
+	file[0] = 0;
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_name) snprintf(file, filelen, "%s", lm->l_name);
 	dlclose(h);
 	return 0;
 }
@@ -26,6 +33,7 @@ import "C"
 
 import (
 	"fmt"
+	"path/filepath"
 	"unsafe"
 )
 
@@ -43,9 +51,10 @@ var (
 )
 
 // nvmlSymbols says which of the sampler's optional parts path's library
-// supports (the peak bandwidth query, GPM); it fails when the file cannot
+// supports (the peak bandwidth query, GPM) and which file it is (symbolic
+// links resolved; path itself when unknown); it fails when the file cannot
 // be loaded or lacks a required entry point (not NVML, or too old).
-func nvmlSymbols(path string) (peak, gpm bool, err error) {
+func nvmlSymbols(path string) (peak, gpm bool, file string, err error) {
 	names := append(append(append([]string(nil), nvmlRequired...), nvmlPeakSymbols...), nvmlGPMSymbols...)
 	cnames := make([]*C.char, len(names))
 	for i, n := range names {
@@ -62,8 +71,17 @@ func nvmlSymbols(path string) (peak, gpm bool, err error) {
 	cn := (**C.char)(C.malloc(C.size_t(len(names)) * C.size_t(unsafe.Sizeof(cnames[0]))))
 	defer C.free(unsafe.Pointer(cn))
 	copy(unsafe.Slice(cn, len(names)), cnames)
-	if C.evo_nvml_probe(cpath, cn, C.int(len(names)), &has[0], cerr, errLen) != 0 {
-		return false, false, fmt.Errorf("%s could not be loaded (%s)", path, C.GoString(cerr))
+	cfile := (*C.char)(C.malloc(errLen))
+	defer C.free(unsafe.Pointer(cfile))
+	if C.evo_nvml_probe(cpath, cn, C.int(len(names)), &has[0], cfile, errLen, cerr, errLen) != 0 {
+		return false, false, "", fmt.Errorf("%s could not be loaded (%s)", path, C.GoString(cerr))
+	}
+	file = C.GoString(cfile)
+	if file == "" {
+		file = path
+	}
+	if real, err := filepath.EvalSymlinks(file); err == nil {
+		file = real
 	}
 	all := func(from, to int) bool {
 		for _, h := range has[from:to] {
@@ -75,9 +93,9 @@ func nvmlSymbols(path string) (peak, gpm bool, err error) {
 	}
 	for i := range nvmlRequired {
 		if has[i] == 0 {
-			return false, false, fmt.Errorf("%s is not an NVML library this profiler can use: it lacks %s", path, names[i])
+			return false, false, "", fmt.Errorf("%s is not an NVML library this profiler can use: it lacks %s", path, names[i])
 		}
 	}
 	r, p := len(nvmlRequired), len(nvmlPeakSymbols)
-	return all(r, r+p), all(r+p, len(names)), nil
+	return all(r, r+p), all(r+p, len(names)), file, nil
 }
