@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "0daa5d02913620124d7856a96d594fd24753c7b0073088e884834216d537ac9c"
+const emuSourcesDigest = "01864e905d682dcad7289dc65852c813c08df70f79cca10c653b498b3afc8211"

@@ -648,21 +648,15 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
 #pragma unroll
         for (int j = 0; j < D / 2; j++) orow[j] *= corr;
         __syncwarp();
+        {
+            evo_tc_acc o[D / 16];  // this warp's output rows, o += P . v
 #pragma unroll
-        for (int nb = 0; nb < D / 16; nb++) {
-            evo_tc_acc o, t;  // with X3 the tile's products go to t first (evo_tc_accum)
-            evo_wmma::load_matrix_sync(o, os + nb * 16, D, evo_wmma::mem_row_major);
-            if (X3) evo_wmma::fill_fragment(t, 0.0f);
+            for (int nb = 0; nb < D / 16; nb++)
+                evo_wmma::load_matrix_sync(o[nb], os + nb * 16, D, evo_wmma::mem_row_major);
+            evo_tc_accum<D, X3>(o, ss, vs);
 #pragma unroll
-            for (int kk = 0; kk < EVO_TC_TILE / 8; kk++) {
-                evo_tc_arow fa;
-                evo_tc_bcol fb;
-                evo_wmma::load_matrix_sync(fa, ss + kk * 8, EVO_TC_SLD);
-                evo_wmma::load_matrix_sync(fb, vs + nb * 16 * EVO_TC_LDT + kk * 8, EVO_TC_LDT);
-                evo_tc_mma<X3>(X3 ? t : o, fa, fb);
-            }
-            if (X3) evo_tc_add(o, t);
-            evo_wmma::store_matrix_sync(os + nb * 16, o, D, evo_wmma::mem_row_major);
+            for (int nb = 0; nb < D / 16; nb++)
+                evo_wmma::store_matrix_sync(os + nb * 16, o[nb], D, evo_wmma::mem_row_major);
         }
         __syncwarp();
     }
