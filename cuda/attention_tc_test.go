@@ -3,7 +3,6 @@ package cuda
 import (
 	"context"
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/naturecast/evosearch/nets"
@@ -68,23 +67,11 @@ func TestConformanceAttention3xTF32(t *testing.T) {
 // attnArgs are attention's arguments for case c, filled from seed.
 func attnArgs(t *testing.T, c backendtest.Case, seed uint64) *nets.Args {
 	t.Helper()
-	out, err := nets.Ops[c.Op].Shape(c.Attr, c.In)
+	a, err := attentionArgs(seed, c.N, c.Attr, c.In[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(seed, 3))
-	fill := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		return v
-	}
-	in := c.N * c.In[0].Size()
-	return &nets.Args{N: c.N, Attr: c.Attr, InShape: c.In, OutShape: out, Training: true, Workers: 1,
-		In: [][]float32{fill(in)}, DIn: [][]float32{make([]float32, in)},
-		Out: make([]float32, c.N*out.Size()), DOut: fill(c.N * out.Size()),
-		Saved: make([]float32, nets.SavedLen(c.Op, c.In))}
+	return a
 }
 
 // TestAttentionTF32Error measures how far the tensor-core kernels are from

@@ -36,6 +36,10 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 	return c
 }
 
+// attnTCNames maps the tensor-core attention kernels' names to the plain
+// kernels' (attention_tc3_fwd -> attention_fwd).
+var attnTCNames = strings.NewReplacer("attention_tc3_", "attention_", "attention_tc_", "attention_")
+
 // costFunc is kernel's entry of costFuncs (nil: none); attention's
 // head-size variants attention_*_d<cap>, attention_tc_*_d<cap> and
 // attention_tc3_*_d<cap> share one.
@@ -44,7 +48,7 @@ func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
 		kernel = kernel[:i]
 		// The tensor-core kernels take the same arguments and do the
 		// same useful work (3xTF32's extra products are not counted).
-		kernel = strings.Replace(strings.Replace(kernel, "attention_tc3_", "attention_", 1), "attention_tc_", "attention_", 1)
+		kernel = attnTCNames.Replace(kernel)
 	}
 	return costFuncs[kernel]
 }

@@ -69,33 +69,19 @@ func checkPrecision(d Driver, p Precision) error {
 	defer ref.Close()
 	defer got.Close()
 	got.SetPrecision(p)
-	rng := rand.New(rand.NewPCG(17, 29))
 	// head size d and heads; P = h*w positions
 	// The last is proxy-50's attention: 1,024 positions, where the tensor
 	// cores' own rounding in long sums would show on a GPU (the emulator
 	// rounds as float32 does).
-	for _, c := range []struct{ d, heads, h, w, n int }{{16, 1, 9, 9, 2}, {24, 2, 5, 7, 1}, {64, 1, 10, 7, 1}, {16, 1, 32, 32, 1}} {
+	for i, c := range []struct{ d, heads, h, w, n int }{{16, 1, 9, 9, 2}, {24, 2, 5, 7, 1}, {64, 1, 10, 7, 1}, {16, 1, 32, 32, 1}} {
 		in := nets.Shape{C: 3 * c.d * c.heads, H: c.h, W: c.w}
 		at := nets.Attr{Heads: c.heads}
-		out, err := nets.Ops[nets.OpAttention].Shape(at, []nets.Shape{in})
+		// the same inputs for both precisions
+		want, err := attentionArgs(uint64(17+i), c.n, at, in)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrPrecisionCheck, err)
 		}
-		fill := func(n int) []float32 {
-			v := make([]float32, n)
-			for i := range v {
-				v[i] = float32(rng.NormFloat64())
-			}
-			return v
-		}
-		x, dy := fill(c.n*in.Size()), fill(c.n*out.Size())
-		args := func() *nets.Args {
-			return &nets.Args{N: c.n, Attr: at, InShape: []nets.Shape{in}, OutShape: out, Training: true, Workers: 1,
-				In: [][]float32{x}, DIn: [][]float32{make([]float32, len(x))},
-				Out: make([]float32, c.n*out.Size()), DOut: dy,
-				Saved: make([]float32, nets.SavedLen(nets.OpAttention, []nets.Shape{in}))}
-		}
-		want, have := args(), args()
+		have, _ := attentionArgs(uint64(17+i), c.n, at, in)
 		for _, run := range []struct {
 			b *Backend
 			a *nets.Args
@@ -127,4 +113,27 @@ func checkPrecision(d Driver, p Precision) error {
 		}
 	}
 	return nil
+}
+
+// attentionArgs are the training arguments of an attention over a batch
+// of n inputs of shape in, the input and the output gradient drawn
+// unit-normal from a generator seeded with seed.
+func attentionArgs(seed uint64, n int, at nets.Attr, in nets.Shape) (*nets.Args, error) {
+	ins := []nets.Shape{in}
+	out, err := nets.Ops[nets.OpAttention].Shape(at, ins)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	fill := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	return &nets.Args{N: n, Attr: at, InShape: ins, OutShape: out, Training: true, Workers: 1,
+		In: [][]float32{fill(n * in.Size())}, DIn: [][]float32{make([]float32, n*in.Size())},
+		Out: make([]float32, n*out.Size()), DOut: fill(n * out.Size()),
+		Saved: make([]float32, nets.SavedLen(nets.OpAttention, ins))}, nil
 }
