@@ -153,19 +153,22 @@ func runProfile(c *ucli.Context) error {
 	return nil
 }
 
-// gpuSampler starts NVML sampling; where it cannot, it returns nil and
-// the note that says why, or, when --nvml-lib named the library, an
-// error.
-func gpuSampler(c *ucli.Context, origin time.Time) (*profile.Sampler, string, error) {
+// gpuSampler starts NVML sampling when the workload runs on a GPU (onGPU);
+// where it does not or cannot, it returns nil and the note that says why,
+// or, when --nvml-lib named the library and it cannot be used, an error.
+func gpuSampler(c *ucli.Context, origin time.Time, onGPU bool) (*profile.Sampler, []string, error) {
+	if !onGPU {
+		return nil, []string{noCounters(c)}, nil
+	}
 	lib := c.String("nvml-lib")
 	s, err := profile.StartNVML(lib, c.Int("gpu"), c.Duration("interval"), origin)
 	switch {
 	case err != nil && lib != "":
-		return nil, "", fmt.Errorf("--nvml-lib %s: %w", lib, err)
+		return nil, nil, fmt.Errorf("--nvml-lib %s: %w", lib, err)
 	case err != nil:
-		return nil, fmt.Sprintf("no GPU counters: %v", err), nil
+		return nil, []string{fmt.Sprintf("no GPU counters: %v", err)}, nil
 	}
-	return s, "", nil
+	return s, nil, nil
 }
 
 // finish stops the sampler and moves its samples, device and warnings
@@ -254,18 +257,9 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 func traceResident(c *ucli.Context, workload, dev string, d cuda.Driver, train, val *data.Dataset, cands []cuda.PopCandidate,
 	opt cuda.PopOptions, skip int) (*profile.Report, []cuda.PopResult, cuda.PopStats, error) {
 	origin := time.Now()
-	var notes []string
-	var smp *profile.Sampler
-	if dev == "cuda" {
-		var note string
-		var err error
-		if smp, note, err = gpuSampler(c, origin); err != nil {
-			return nil, nil, cuda.PopStats{}, err
-		} else if note != "" {
-			notes = append(notes, note)
-		}
-	} else {
-		notes = append(notes, noCounters(c))
+	smp, notes, err := gpuSampler(c, origin, dev == "cuda")
+	if err != nil {
+		return nil, nil, cuda.PopStats{}, err
 	}
 	start := time.Since(origin)
 	rs, st, err := cuda.TrainPopulation(c.Context, d, train, val, cands, opt)
@@ -375,23 +369,12 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 	b := nets.Backend(nets.CPU{})
 
 	origin := time.Now()
-	var notes []string
-	var smp *profile.Sampler
-	if dev == "cuda" {
-		var note string
-		var err error
-		if smp, note, err = gpuSampler(c, origin); err != nil {
-			return nil, err
-		} else if note != "" {
-			notes = append(notes, note)
-		}
-		defer func() {
-			if smp != nil {
-				smp.Stop()
-			}
-		}()
-	} else {
-		notes = append(notes, noCounters(c))
+	smp, notes, err := gpuSampler(c, origin, dev == "cuda")
+	if err != nil {
+		return nil, err
+	}
+	if smp != nil {
+		defer smp.Stop() // on the error path; finish has stopped it otherwise
 	}
 	rec := profile.NewOpRecorder(b, origin)
 	m := nets.NewModel(g, rec, c.Uint64("seed"), workers(c))
@@ -454,13 +437,9 @@ func profileSearch(c *ucli.Context, out string) (*profile.Report, error) {
 		return nil, usagef("profile --workload search: leave out the search's --output (it goes to %s)", filepath.Join(out, "search"))
 	}
 	origin := time.Now()
-	smp, note, err := gpuSampler(c, origin)
+	smp, notes, err := gpuSampler(c, origin, true) // the search's own device is not known here
 	if err != nil {
 		return nil, err
-	}
-	var notes []string
-	if note != "" {
-		notes = append(notes, note)
 	}
 	t0 := time.Since(origin)
 	app := NewApp(c.App.Writer, c.App.ErrWriter)
