@@ -86,6 +86,16 @@ func (a *Arena) Alloc(n int) (Tensor, error) {
 	return Tensor{Ptr: p, Len: n}, nil
 }
 
+// AllocBF16 hands out n bfloat16 values (BF16 storage), rounded up to
+// whole 32-bit words.
+func (a *Arena) AllocBF16(n int) (Tensor, error) {
+	p, err := a.AllocBytes(4 * ((n + 1) / 2))
+	if err != nil {
+		return Tensor{}, err
+	}
+	return Tensor{Ptr: p, Len: n, BF16: true}, nil
+}
+
 // Reset releases every allocation at once. Tensors handed out before are
 // invalid afterwards.
 func (a *Arena) Reset() { a.used = 0 }

@@ -22,9 +22,10 @@ import (
 //
 // A Backend is not safe for concurrent use.
 type Backend struct {
-	d     Driver
-	arena *Arena
-	prec  Precision
+	d       Driver
+	arena   *Arena
+	prec    Precision
+	storage Storage
 }
 
 // Precision is the arithmetic of the products that may run on tensor
@@ -76,6 +77,15 @@ func (b *Backend) SetPrecision(p Precision) { b.prec = p }
 func (b *Backend) Precision() Precision { return b.prec }
 
 var _ nets.Backend = (*Backend)(nil)
+
+// SetStorage sets the element type of the activations and their gradients
+// on the device (F32 by default). With BF16 the Args' inputs, outputs and
+// their gradients are rounded to bfloat16 on the way up and widened on the
+// way down; parameters and their gradients stay float32.
+func (b *Backend) SetStorage(s Storage) { b.storage = s }
+
+// Storage is the activations' element type on the device.
+func (b *Backend) Storage() Storage { return b.storage }
 
 // NewBackend returns a backend over d. Device memory is allocated on the
 // first call and grows to the largest call's needs; Close frees it.
@@ -353,10 +363,45 @@ func (c *call) alloc(n int) Tensor {
 	return t
 }
 
+// allocAct returns n activation values in the backend's storage.
+func (c *call) allocAct(n int) Tensor {
+	if c.b.storage != BF16 {
+		return c.alloc(n)
+	}
+	if n == 0 || c.err != nil {
+		return Tensor{}
+	}
+	if c.plan {
+		c.need += AlignedBytes(4 * ((n + 1) / 2))
+		return Tensor{Len: n, BF16: true}
+	}
+	t, err := c.b.arena.AllocBF16(n)
+	if err != nil {
+		c.fail(err)
+	}
+	return t
+}
+
+// upAct is up for activations: the copy is in the backend's storage.
+func (c *call) upAct(src []float32) Tensor {
+	return c.upTo(c.allocAct(len(src)), src)
+}
+
+// upAllAct uploads each slice as activations.
+func (c *call) upAllAct(srcs [][]float32) []Tensor {
+	ts := make([]Tensor, len(srcs))
+	for i, s := range srcs {
+		ts[i] = c.upAct(s)
+	}
+	return ts
+}
+
 // up allocates a tensor holding a copy of src; nil gives the zero Tensor
 // (a null pointer, which the kernels read as "not wanted").
-func (c *call) up(src []float32) Tensor {
-	t := c.alloc(len(src))
+func (c *call) up(src []float32) Tensor { return c.upTo(c.alloc(len(src)), src) }
+
+// upTo copies src into t, which was allocated for it.
+func (c *call) upTo(t Tensor, src []float32) Tensor {
 	if !c.plan && c.err == nil && len(src) > 0 {
 		if err := t.Upload(c.b.d, src); err != nil {
 			c.fail(err)
@@ -392,6 +437,15 @@ func (c *call) launch(kernel string, grid, block Dim3, shared int, args ...any) 
 	if err := c.b.d.Launch(kernel, grid, block, shared, 0, args...); err != nil {
 		c.fail(fmt.Errorf("cuda: launch %s: %w", kernel, err))
 	}
+}
+
+// kn is kernel's name for operands like t: its bfloat16 twin (NAME_bf16)
+// when t holds bfloat16 activations.
+func kn(kernel string, t Tensor) string {
+	if t.BF16 {
+		return kernel + bf16Suffix
+	}
+	return kernel
 }
 
 // Element-wise launch shape, as kernels/evo_cuda.h describes it.
@@ -436,6 +490,26 @@ type gemmArgs struct {
 	accumulate         bool
 	reluB              bool      // read max(B, 0): a ReLU folded in front of the product
 	mask               DevicePtr // laid out as C: zero each product where mask <= 0 (the ReLU's backward)
+	// aBF, bBF, cBF: the operand holds bfloat16 activations
+	// (gemm_strided's mixed twins, gemmKernel).
+	aBF, bBF, cBF bool
+}
+
+// gemmKernel names the gemm_strided kernel for g's operand types:
+// gemm_strided when all are float32, else gemm_strided_XYZ with X, Y, Z
+// f (float32) or b (bfloat16) for A, B, C. Only the three mixes the
+// kernels have exist (kernels/gemm.cu).
+func (g *gemmArgs) kernel() string {
+	if !g.aBF && !g.bBF && !g.cBF {
+		return "gemm_strided"
+	}
+	t := func(bf bool) string {
+		if bf {
+			return "b"
+		}
+		return "f"
+	}
+	return "gemm_strided_" + t(g.aBF) + t(g.bBF) + t(g.cBF)
 }
 
 func (c *call) gemm(g gemmArgs) { c.gemmTiled(g, gemmTile(g.M), gemmTile(g.N)) }
@@ -451,14 +525,15 @@ func (c *call) gemmTiled(g gemmArgs, tm, tn int) {
 		// A long reduction over R into few output tiles (a weight gradient:
 		// R is the batch) would run in a handful of blocks; split R over
 		// grid.z instead, each slice adding its part atomically (acc 2).
-		if g.batch <= 1 && g.R >= 2 && ceilDiv(g.N, tn)*ceilDiv(g.M, tm) < 64 {
+		// Only a float32 C can take atomic adds.
+		if g.batch <= 1 && g.R >= 2 && !g.cBF && ceilDiv(g.N, tn)*ceilDiv(g.M, tm) < 64 {
 			if ch := splitOf(g.R, 16); ch > 1 {
 				per := g.R / ch
 				g.R, g.batch, g.sab, g.sbb, g.scb, acc = per, ch, per*g.sar, per*g.sbr, 0, 2
 			}
 		}
 	}
-	c.launch("gemm_strided", Dim3{X: ceilDiv(g.N, tn), Y: ceilDiv(g.M, tm), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
+	c.launch(g.kernel(), Dim3{X: ceilDiv(g.N, tn), Y: ceilDiv(g.M, tm), Z: max(g.batch, 1)}, Dim3{X: 16, Y: 16}, 0,
 		i32(g.M), i32(g.N), i32(g.K), i32(max(g.R, 1)),
 		g.A, i64(g.sab), i64(g.sar), i32(g.sam), i32(g.sak),
 		g.B, i64(g.sbb), i64(g.sbr), i32(g.sbk), i32(g.sbn),
@@ -585,24 +660,47 @@ func overwrites(op nets.OpKind) bool {
 	return false
 }
 
-// scratchSizes lists, in floats, the scratch tensors op needs:
-// batch norm's backward its per-channel sums (2C); factorized reduce one
-// subsampled input (forward) or that and its gradient (backward);
-// attention's backward each query's log-sum-exp and delta.
-func scratchSizes(op nets.OpKind, a *nets.Args, backward bool) []int {
+// scratchSpec is one scratch tensor: n values, activations (in the
+// storage's type) or float32.
+type scratchSpec struct {
+	n   int
+	act bool
+}
+
+// scratchSizes lists the scratch tensors op needs: batch norm's backward
+// its per-channel sums (2C); factorized reduce one subsampled input
+// (forward) or that and its gradient (backward), both activations;
+// attention's backward each query's log-sum-exp and delta. With BF16
+// storage attention computes on float32 copies (attnF32): the forward and
+// the backward then both have lse and delta, and float32 x, y, dy and dx.
+func scratchSizes(op nets.OpKind, a *nets.Args, backward bool, st Storage) []scratchSpec {
 	is, os := a.InShape[0], a.OutShape
 	switch {
 	case op == nets.OpBatchNorm && backward:
-		return []int{2 * is.C}
+		return []scratchSpec{{2 * is.C, false}}
 	case op == nets.OpFactReduce && !backward:
-		return []int{a.N * is.C * os.H * os.W}
+		return []scratchSpec{{a.N * is.C * os.H * os.W, true}}
 	case op == nets.OpFactReduce && backward:
-		return []int{a.N * is.C * os.H * os.W, a.N * is.C * os.H * os.W}
-	case op == nets.OpAttention && backward:
+		return []scratchSpec{{a.N * is.C * os.H * os.W, true}, {a.N * is.C * os.H * os.W, true}}
+	case op == nets.OpAttention && (backward || st == BF16):
 		rows := a.N * a.Attr.Heads * os.H * os.W
-		return []int{rows, rows}
+		sp := []scratchSpec{{rows, false}, {rows, false}}
+		if st == BF16 {
+			x, y := a.N*is.Size(), a.N*os.Size()
+			sp = append(sp, scratchSpec{x, false}, scratchSpec{y, false}, scratchSpec{y, false}, scratchSpec{x, false})
+		}
+		return sp
 	}
 	return nil
+}
+
+// attnF32 are the float32 copies through which attention runs on
+// bfloat16 activations (scratch 2 to 5 of scratchSizes): x, y, dy, dx.
+func attnF32(t *opTensors) []Tensor {
+	if len(t.scratch) < 6 {
+		return nil
+	}
+	return t.scratch[2:6]
 }
 
 // prepare allocates the invocation's device tensors and uploads what the
@@ -611,12 +709,12 @@ func scratchSizes(op nets.OpKind, a *nets.Args, backward bool) []int {
 // saved statistics, and the input and parameter gradients the kernels add
 // into (nil entries stay null tensors and are skipped).
 func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
-	t := &opTensors{in: c.upAll(a.In), params: c.upAll(a.Params)}
+	t := &opTensors{in: c.upAllAct(a.In), params: c.upAll(a.Params)}
 	if backward {
-		t.dout = c.up(a.DOut)
+		t.dout = c.upAct(a.DOut)
 		t.din = make([]Tensor, len(a.In))
 		if a.DIn != nil {
-			t.din = c.upAll(a.DIn)
+			t.din = c.upAllAct(a.DIn)
 		}
 		t.dparams = make([]Tensor, len(a.Params))
 		if a.DParams != nil {
@@ -626,7 +724,7 @@ func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
 			t.saved = c.up(a.Saved)
 		}
 	} else {
-		t.out = c.alloc(len(a.Out))
+		t.out = c.allocAct(len(a.Out))
 		if op == nets.OpBatchNorm {
 			t.bufs = c.upAll(a.Buffers)
 			if a.Training {
@@ -634,8 +732,12 @@ func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
 			}
 		}
 	}
-	for _, n := range scratchSizes(op, a, backward) {
-		t.scratch = append(t.scratch, c.alloc(n))
+	for _, sp := range scratchSizes(op, a, backward, c.b.storage) {
+		if sp.act {
+			t.scratch = append(t.scratch, c.allocAct(sp.n))
+		} else {
+			t.scratch = append(t.scratch, c.alloc(sp.n))
+		}
 	}
 	return t
 }
@@ -681,20 +783,20 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		}
 		c.bnForward(a, in[0], params, t.bufs, t.saved, out)
 	case nets.OpReLU:
-		c.ew("relu_fwd", out.Len, in[0].Ptr, out.Ptr, i64(out.Len))
+		c.ew(kn("relu_fwd", out), out.Len, in[0].Ptr, out.Ptr, i64(out.Len))
 	case nets.OpMaxPool, nets.OpAvgPool:
 		is, os, at := a.InShape[0], a.OutShape, a.Attr
 		name := "max_pool_fwd"
 		if op == nets.OpAvgPool {
 			name = "avg_pool_fwd"
 		}
-		c.ew(name, out.Len, in[0].Ptr, out.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
+		c.ew(kn(name, out), out.Len, in[0].Ptr, out.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
 			i32(at.Kernel), i32(at.Stride), i32(at.Pad))
 	case nets.OpAdd:
 		// In input order, as nets.RefAddForward sums.
 		if len(in) == 1 {
-			c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
-			c.ew("add_acc", out.Len, out.Ptr, in[0].Ptr, i64(out.Len))
+			c.ew(kn("fill_f32", out), out.Len, out.Ptr, float32(0), i64(out.Len))
+			c.ew(kn("add_acc", out), out.Len, out.Ptr, in[0].Ptr, i64(out.Len))
 			break
 		}
 		if len(in) == 2 && len(t.bnIn) == 2 && (t.bnIn[0] != nil || t.bnIn[1] != nil) {
@@ -708,27 +810,27 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 				mean, stat := f.stats(a.Training)
 				args = append(args, mean, stat, f.params[0].Ptr, f.params[1].Ptr)
 			}
-			c.ew("add2_bn_fwd", out.Len, append(args, boolArg(!a.Training))...)
+			c.ew(kn("add2_bn_fwd", out), out.Len, append(args, boolArg(!a.Training))...)
 			break
 		}
-		c.ew("add2_fwd", out.Len, in[0].Ptr, in[1].Ptr, out.Ptr, i64(out.Len))
+		c.ew(kn("add2_fwd", out), out.Len, in[0].Ptr, in[1].Ptr, out.Ptr, i64(out.Len))
 		for _, x := range in[2:] {
-			c.ew("add_acc", out.Len, out.Ptr, x.Ptr, i64(out.Len))
+			c.ew(kn("add_acc", out), out.Len, out.Ptr, x.Ptr, i64(out.Len))
 		}
 	case nets.OpConcat:
 		off := 0
 		for i, x := range in {
 			sz := a.InShape[i].Size()
-			c.ew("concat_copy", a.N*sz, x.Ptr, out.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off))
+			c.ew(kn("concat_copy", out), a.N*sz, x.Ptr, out.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off))
 			off += sz
 		}
 	case nets.OpZero:
-		c.ew("fill_f32", out.Len, out.Ptr, float32(0), i64(out.Len))
+		c.ew(kn("fill_f32", out), out.Len, out.Ptr, float32(0), i64(out.Len))
 	case nets.OpFactReduce:
 		c.factReduceForward(a, in[0], params, t.scratch[0], out, t.reluIn)
 	case nets.OpGlobalAvgPool:
 		planes, hw := out.Len, a.InShape[0].H*a.InShape[0].W
-		c.launch("global_avg_pool_fwd", Dim3{X: ceilDiv(planes, 8)}, Dim3{X: 256}, 0, in[0].Ptr, out.Ptr, i32(planes), i32(hw))
+		c.launch(kn("global_avg_pool_fwd", out), Dim3{X: ceilDiv(planes, 8)}, Dim3{X: 256}, 0, in[0].Ptr, out.Ptr, i32(planes), i32(hw))
 	case nets.OpLinear:
 		c.linearForward(a, in[0], params, out)
 	case nets.OpAttention:
@@ -736,7 +838,7 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		if t.lseSaved && a.Training {
 			lse = t.scratch[0]
 		}
-		c.attention(a, in[0], out, Tensor{}, Tensor{}, lse, Tensor{}, 0)
+		c.attention(a, in[0], out, Tensor{}, Tensor{}, lse, Tensor{}, 0, attnF32(t))
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no forward kernels", ErrArgs, op))
 	}
@@ -752,18 +854,18 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		c.bnBackward(a, in[0], params, t.saved, t.scratch[0], dout, din[0], dparams, t.set(0))
 	case nets.OpReLU:
 		if din[0].Len > 0 {
-			c.ew("relu_bwd", dout.Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i64(dout.Len), t.set(0))
+			c.ew(kn("relu_bwd", dout), dout.Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i64(dout.Len), t.set(0))
 		}
 	case nets.OpMaxPool:
 		if din[0].Len > 0 {
 			is, os, at := a.InShape[0], a.OutShape, a.Attr
-			c.ew("max_pool_bwd", din[0].Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
+			c.ew(kn("max_pool_bwd", dout), din[0].Len, in[0].Ptr, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
 				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad), t.set(0))
 		}
 	case nets.OpAvgPool:
 		if din[0].Len > 0 {
 			is, os, at := a.InShape[0], a.OutShape, a.Attr
-			c.ew("avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
+			c.ew(kn("avg_pool_bwd", dout), din[0].Len, dout.Ptr, din[0].Ptr, i32(a.N*is.C), i32(is.H), i32(is.W),
 				i32(os.H), i32(os.W), i32(at.Kernel), i32(at.Stride), i32(at.Pad), t.set(0))
 		}
 	case nets.OpAdd:
@@ -771,9 +873,9 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 			switch {
 			case dx.Len == 0:
 			case t.set(k) == 1:
-				c.ew("concat_copy", dx.Len, dout.Ptr, dx.Ptr, i32(1), i32(dx.Len), i32(dx.Len), i32(0))
+				c.ew(kn("concat_copy", dout), dx.Len, dout.Ptr, dx.Ptr, i32(1), i32(dx.Len), i32(dx.Len), i32(0))
 			default:
-				c.ew("add_acc", dx.Len, dx.Ptr, dout.Ptr, i64(dx.Len))
+				c.ew(kn("add_acc", dout), dx.Len, dx.Ptr, dout.Ptr, i64(dx.Len))
 			}
 		}
 	case nets.OpConcat:
@@ -781,7 +883,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		for i, dx := range din {
 			sz := a.InShape[i].Size()
 			if dx.Len > 0 {
-				c.ew("concat_bwd", a.N*sz, dout.Ptr, dx.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off), t.set(i))
+				c.ew(kn("concat_bwd", dout), a.N*sz, dout.Ptr, dx.Ptr, i32(a.N), i32(sz), i32(a.OutShape.Size()), i32(off), t.set(i))
 			}
 			off += sz
 		}
@@ -792,7 +894,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 	case nets.OpGlobalAvgPool:
 		if din[0].Len > 0 {
 			hw := a.InShape[0].H * a.InShape[0].W
-			c.ew("global_avg_pool_bwd", din[0].Len, dout.Ptr, din[0].Ptr, i32(dout.Len), i32(hw), t.set(0))
+			c.ew(kn("global_avg_pool_bwd", dout), din[0].Len, dout.Ptr, din[0].Ptr, i32(dout.Len), i32(hw), t.set(0))
 		}
 	case nets.OpLinear:
 		c.linearBackward(a, in[0], params, dout, din[0], dparams, t.set(0))
@@ -802,7 +904,7 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 			if t.lseSaved {
 				y = t.out
 			}
-			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0))
+			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0), attnF32(t))
 		}
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no backward kernels", ErrArgs, op))
@@ -853,14 +955,14 @@ func (c *call) convForward(a *nets.Args, x, w, y Tensor, relu bool) {
 		c.gemm(gemmArgs{M: os.C, N: hw, K: is.C, batch: a.N,
 			A: w.Ptr, sam: is.C, sak: 1,
 			B: x.Ptr, sbb: is.C * hw, sbk: hw, sbn: 1,
-			C: y.Ptr, scb: os.C * hw, scm: hw, scn: 1, reluB: relu})
+			C: y.Ptr, scb: os.C * hw, scm: hw, scn: 1, reluB: relu, bBF: x.BF16, cBF: y.BF16})
 	case at.Groups == is.C && depthwiseShared(at) <= maxDynamicShared:
 		tiles := ceilDiv(os.W, 16) * ceilDiv(os.H, 16)
-		c.launch("conv2d_fwd_depthwise", Dim3{X: tiles, Y: os.C, Z: a.N}, Dim3{X: 16, Y: 16}, depthwiseShared(at),
+		c.launch(kn("conv2d_fwd_depthwise", x), Dim3{X: tiles, Y: os.C, Z: a.N}, Dim3{X: 16, Y: 16}, depthwiseShared(at),
 			x.Ptr, w.Ptr, y.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.C), i32(os.H), i32(os.W),
 			i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), boolArg(relu))
 	default:
-		c.ew("conv2d_fwd", y.Len, append(append([]any{x.Ptr, w.Ptr, y.Ptr}, convGeom(a)...), boolArg(relu))...)
+		c.ew(kn("conv2d_fwd", x), y.Len, append(append([]any{x.Ptr, w.Ptr, y.Ptr}, convGeom(a)...), boolArg(relu))...)
 	}
 }
 
@@ -891,7 +993,7 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, re
 		// Both gradients in one pass over dy and x (kernels/conv.cu).
 		hw := is.H * is.W
 		strips := min(ceilDiv(hw, pw1x1Strip), 8)
-		c.launch("conv1x1_bwd", Dim3{X: ceilDiv(hw, strips*pw1x1Strip), Y: a.N}, Dim3{X: 256}, 0,
+		c.launch(kn("conv1x1_bwd", x), Dim3{X: ceilDiv(hw, strips*pw1x1Strip), Y: a.N}, Dim3{X: 256}, 0,
 			append([]any{x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(os.C), i32(hw), i32(strips), set, boolArg(relu)},
 				bn.args()...)...)
 		return
@@ -902,26 +1004,26 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, re
 			c.gemm(gemmArgs{M: is.C, N: hw, K: os.C, batch: a.N,
 				A: w.Ptr, sam: 1, sak: is.C,
 				B: dy.Ptr, sbb: os.C * hw, sbk: hw, sbn: 1,
-				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: set == 0, mask: mask})
+				C: dx.Ptr, scb: is.C * hw, scm: hw, scn: 1, accumulate: set == 0, mask: mask, bBF: dy.BF16, cBF: dx.BF16})
 		}
 		if dw.Len > 0 {
 			c.gemm(gemmArgs{M: os.C, N: is.C, K: hw, R: a.N, batch: 1,
 				A: dy.Ptr, sar: os.C * hw, sam: hw, sak: 1,
 				B: x.Ptr, sbr: is.C * hw, sbk: 1, sbn: hw,
-				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true, reluB: relu})
+				C: dw.Ptr, scm: is.C, scn: 1, accumulate: true, reluB: relu, aBF: dy.BF16, bBF: x.BF16})
 		}
 		return
 	}
 	if onePass {
 		// Depthwise: both gradients in one pass over dy and x, a plane per
 		// block (kernels/conv.cu).
-		c.launch("convdw_bwd", Dim3{X: is.C, Y: a.N}, Dim3{X: 256}, 4*(is.H*is.W+os.H*os.W),
+		c.launch(kn("convdw_bwd", x), Dim3{X: is.C, Y: a.N}, Dim3{X: 256}, 4*(is.H*is.W+os.H*os.W),
 			append([]any{x.Ptr, w.Ptr, dy.Ptr, dx.Ptr, dw.Ptr, i32(is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W),
 				i32(at.Kernel), i32(at.Stride), i32(at.Pad), i32(at.Dilation), set, boolArg(relu)}, bn.args()...)...)
 		return
 	}
 	if dx.Len > 0 {
-		c.ew("conv2d_bwd_data", dx.Len, append(append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...), set, mask)...)
+		c.ew(kn("conv2d_bwd_data", dy), dx.Len, append(append([]any{dy.Ptr, w.Ptr, dx.Ptr}, convGeom(a)...), set, mask)...)
 	}
 	if dw.Len > 0 {
 		// One block per filter reduces over the whole batch; with few
@@ -931,7 +1033,7 @@ func (c *call) convBackward(a *nets.Args, x, w, dy, dx, dw Tensor, set int32, re
 		// filters) 35% slower, hence about 256 blocks in all.
 		filters := os.C * (is.C / at.Groups)
 		split := max(min(ceilDiv(256, filters), a.N, 16), 1)
-		c.launch("conv2d_bwd_weight", Dim3{X: filters, Y: split}, Dim3{X: 256}, 0,
+		c.launch(kn("conv2d_bwd_weight", x), Dim3{X: filters, Y: split}, Dim3{X: 256}, 0,
 			append(append([]any{x.Ptr, dy.Ptr, dw.Ptr}, convGeom(a)...), boolArg(relu))...)
 	}
 }
@@ -941,23 +1043,23 @@ func (c *call) bnForward(a *nets.Args, x Tensor, params, bufs []Tensor, saved, y
 	hw := s.H * s.W
 	mean, stat, fromRunning := bufs[0], bufs[1], int32(1)
 	if a.Training {
-		c.launch("bn_stats", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw),
+		c.launch(kn("bn_stats", x), Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, saved.Ptr, bufs[0].Ptr, bufs[1].Ptr, i32(a.N), i32(s.C), i32(hw),
 			float32(nets.BNMomentum))
 		mean, stat, fromRunning = saved.Slice(0, s.C), saved.Slice(s.C, 2*s.C), 0
 	}
 	if y.Len == 0 {
 		return // statistics only (opTensors.statsOnly)
 	}
-	c.ew("bn_apply", y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)
+	c.ew(kn("bn_apply", x), y.Len, x.Ptr, y.Ptr, mean.Ptr, stat.Ptr, params[0].Ptr, params[1].Ptr, i32(a.N), i32(s.C), i32(hw), fromRunning)
 }
 
 func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, dy, dx Tensor, dparams []Tensor, set int32) {
 	s := a.InShape[0]
 	hw := s.H * s.W
-	c.launch("bn_bwd_reduce", Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, dy.Ptr, saved.Ptr, dparams[0].Ptr, dparams[1].Ptr,
+	c.launch(kn("bn_bwd_reduce", x), Dim3{X: s.C}, Dim3{X: 256}, 0, x.Ptr, dy.Ptr, saved.Ptr, dparams[0].Ptr, dparams[1].Ptr,
 		sums.Ptr, i32(a.N), i32(s.C), i32(hw))
 	if dx.Len > 0 {
-		c.ew("bn_bwd_dx", dx.Len, x.Ptr, dy.Ptr, saved.Ptr, sums.Ptr, params[0].Ptr, dx.Ptr, i32(a.N), i32(s.C), i32(hw), set)
+		c.ew(kn("bn_bwd_dx", x), dx.Len, x.Ptr, dy.Ptr, saved.Ptr, sums.Ptr, params[0].Ptr, dx.Ptr, i32(a.N), i32(s.C), i32(hw), set)
 	}
 }
 
@@ -965,7 +1067,7 @@ func (c *call) bnBackward(a *nets.Args, x Tensor, params []Tensor, saved, sums, 
 // xs, [N][C][H/2][W/2], for the GEMM (of max(x, 0) with relu).
 func (c *call) factReduceGather(a *nets.Args, x, xs Tensor, part int, relu bool) {
 	is, os := a.InShape[0], a.OutShape
-	c.ew("strided_gather", xs.Len, x.Ptr, xs.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
+	c.ew(kn("strided_gather", x), xs.Len, x.Ptr, xs.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
 		boolArg(relu))
 }
 
@@ -977,7 +1079,7 @@ func (c *call) factReduceForward(a *nets.Args, x Tensor, params []Tensor, xs, y 
 		c.gemm(gemmArgs{M: half, N: ohw, K: is.C, batch: a.N,
 			A: params[part].Ptr, sam: is.C, sak: 1,
 			B: xs.Ptr, sbb: is.C * ohw, sbk: ohw, sbn: 1,
-			C: y.At(part * half * ohw), scb: os.C * ohw, scm: ohw, scn: 1})
+			C: y.At(part * half * ohw), scb: os.C * ohw, scm: ohw, scn: 1, bBF: xs.BF16, cBF: y.BF16})
 	}
 }
 
@@ -988,19 +1090,20 @@ func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, d
 	half, ohw := os.C/2, os.H*os.W
 	for part := 0; part < 2; part++ {
 		dyp := dy.At(part * half * ohw)
+		bf := dy.BF16
 		if dparams[part].Len > 0 {
 			c.factReduceGather(a, x, xs, part, relu)
 			c.gemm(gemmArgs{M: half, N: is.C, K: ohw, R: a.N, batch: 1,
 				A: dyp, sar: os.C * ohw, sam: ohw, sak: 1,
 				B: xs.Ptr, sbr: is.C * ohw, sbk: 1, sbn: ohw,
-				C: dparams[part].Ptr, scm: is.C, scn: 1, accumulate: true})
+				C: dparams[part].Ptr, scm: is.C, scn: 1, accumulate: true, aBF: bf, bBF: xs.BF16})
 		}
 		if dx.Len > 0 {
 			c.gemm(gemmArgs{M: is.C, N: ohw, K: half, batch: a.N,
 				A: params[part].Ptr, sam: 1, sak: is.C,
 				B: dyp, sbb: os.C * ohw, sbk: ohw, sbn: 1,
-				C: dxs.Ptr, scb: is.C * ohw, scm: ohw, scn: 1})
-			c.ew("strided_scatter_add", dxs.Len, dxs.Ptr, dx.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
+				C: dxs.Ptr, scb: is.C * ohw, scm: ohw, scn: 1, bBF: bf, cBF: dxs.BF16})
+			c.ew(kn("strided_scatter_add", dx), dxs.Len, dxs.Ptr, dx.Ptr, i32(a.N*is.C), i32(is.H), i32(is.W), i32(os.H), i32(os.W), i32(2), i32(part),
 				mask)
 		}
 	}
@@ -1008,11 +1111,11 @@ func (c *call) factReduceBackward(a *nets.Args, x Tensor, params []Tensor, xs, d
 
 func (c *call) linearForward(a *nets.Args, x Tensor, params []Tensor, y Tensor) {
 	in, out := a.InShape[0].Size(), a.OutShape.C
-	c.ew("linear_bias_rows", y.Len, y.Ptr, params[1].Ptr, i32(a.N), i32(out))
+	c.ew(kn("linear_bias_rows", y), y.Len, y.Ptr, params[1].Ptr, i32(a.N), i32(out))
 	c.gemm(gemmArgs{M: a.N, N: out, K: in, batch: 1,
 		A: x.Ptr, sam: in, sak: 1,
 		B: params[0].Ptr, sbk: 1, sbn: in,
-		C: y.Ptr, scm: out, scn: 1, accumulate: true})
+		C: y.Ptr, scm: out, scn: 1, accumulate: true, aBF: x.BF16, cBF: y.BF16})
 }
 
 func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Tensor, dparams []Tensor, set int32) {
@@ -1021,16 +1124,16 @@ func (c *call) linearBackward(a *nets.Args, x Tensor, params []Tensor, dy, dx Te
 		c.gemm(gemmArgs{M: a.N, N: in, K: out, batch: 1,
 			A: dy.Ptr, sam: out, sak: 1,
 			B: params[0].Ptr, sbk: in, sbn: 1,
-			C: dx.Ptr, scm: in, scn: 1, accumulate: set == 0})
+			C: dx.Ptr, scm: in, scn: 1, accumulate: set == 0, aBF: dy.BF16, cBF: dx.BF16})
 	}
 	if dparams[0].Len > 0 {
 		c.gemm(gemmArgs{M: out, N: in, K: a.N, batch: 1,
 			A: dy.Ptr, sam: 1, sak: out,
 			B: x.Ptr, sbk: in, sbn: 1,
-			C: dparams[0].Ptr, scm: in, scn: 1, accumulate: true})
+			C: dparams[0].Ptr, scm: in, scn: 1, accumulate: true, aBF: dy.BF16, bBF: x.BF16})
 	}
 	if dparams[1].Len > 0 {
-		c.launch("linear_bias_grad", Dim3{X: ceilDiv(out, 128)}, Dim3{X: 128}, 0, dy.Ptr, dparams[1].Ptr, i32(a.N), i32(out))
+		c.launch(kn("linear_bias_grad", dy), Dim3{X: ceilDiv(out, 128)}, Dim3{X: 128}, 0, dy.Ptr, dparams[1].Ptr, i32(a.N), i32(out))
 	}
 }
 
@@ -1101,7 +1204,47 @@ func capOf(caps []int, d int) int {
 // dx (with set, store). At TF32 the tensor-core kernels (attention_tc_*)
 // run instead, with the same arguments; at TF32x3 their 3xTF32 twins
 // (attention_tc3_*).
-func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
+//
+// On bfloat16 activations (x.BF16) it runs on float32 copies, f = (x, y,
+// dy, dx) from attnF32: act_widen copies the inputs in, the float32 (or
+// tensor-core) kernels run on the copies, and act_narrow stores or adds the
+// result back. Attention's cost is its products, not its bytes, so the
+// copies cost little; its kernels keep one form.
+func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32, f []Tensor) {
+	if !x.BF16 {
+		c.attention32(a, x, y, dy, dx, lse, delta, set)
+		return
+	}
+	if len(f) < 4 || f[0].Len < x.Len {
+		c.fail(fmt.Errorf("%w: attention on bfloat16 activations without its float32 copies", ErrArgs))
+		return
+	}
+	widen := func(src, dst Tensor) Tensor {
+		dst = dst.Slice(0, src.Len)
+		c.ew(kn("act_widen", src), src.Len, src.Ptr, dst.Ptr, i64(src.Len))
+		return dst
+	}
+	narrow := func(src, dst Tensor, set int32) {
+		c.ew(kn("act_narrow", dst), dst.Len, src.Ptr, dst.Ptr, i64(dst.Len), set)
+	}
+	xf := widen(x, f[0])
+	if dy.Len == 0 {
+		yf := f[1].Slice(0, y.Len)
+		c.attention32(a, xf, yf, Tensor{}, Tensor{}, lse, Tensor{}, 0)
+		narrow(yf, y, 1)
+		return
+	}
+	var yf Tensor
+	if y.Len > 0 {
+		yf = widen(y, f[1])
+	}
+	dxf := f[3].Slice(0, dx.Len)
+	c.attention32(a, xf, yf, widen(dy, f[2]), dxf, lse, delta, 1)
+	narrow(dxf, dx, set)
+}
+
+// attention32 is attention on float32 activations.
+func (c *call) attention32(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
 	grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}

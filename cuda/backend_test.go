@@ -353,8 +353,8 @@ func TestFoldedReLU(t *testing.T) {
 					tw, tdw := c.upAll(a.Params), c.upAll(gotDw)
 					ty, tdy := c.alloc(len(gotOut)), c.up(a.DOut)
 					scratch := func(backward bool) (ts []Tensor) {
-						for _, n := range scratchSizes(fc.op, a, backward) {
-							ts = append(ts, c.alloc(n))
+						for _, sp := range scratchSizes(fc.op, a, backward, F32) {
+							ts = append(ts, c.alloc(sp.n))
 						}
 						return ts
 					}

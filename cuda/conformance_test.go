@@ -61,3 +61,34 @@ func TestConformanceTraining(t *testing.T) {
 	defer b.Close()
 	backendtest.RunTraining(t, b, conformanceTol)
 }
+
+// bf16Tol is the tolerance of the kernels on bfloat16 activations, where
+// both sides start from the same rounded inputs (RunCasesStored). A
+// bfloat16 has 8 significant bits, so a stored result is off by up to 2^-8
+// relative; 8e-3 covers two such roundings, as in an op that stores an
+// intermediate activation (an Add of three inputs stores a + b before
+// adding c; factorized reduce's data gradient is stored, then added into
+// dx), and atol the roundings of terms that cancel. A kernel that read
+// bfloat16 as float32, or the wrong half of a word, would be off by O(1).
+var bf16Tol = backendtest.Tolerance{Atol: 2e-3, Rtol: 8e-3}
+
+// bf16TolOf is bf16Tol, except for an Add of three or more inputs: it
+// stores each partial sum (add2_fwd, then add_acc), and a partial sum of
+// inputs of size ~1 that the next input cancels leaves its rounding, up to
+// half a unit in the last place at 2 to 4 (2^-7), in a result near 0.
+func bf16TolOf(c backendtest.Case) backendtest.Tolerance {
+	if c.Op == nets.OpAdd && len(c.In) > 2 {
+		return backendtest.Tolerance{Atol: 1e-2, Rtol: bf16Tol.Rtol}
+	}
+	return bf16Tol
+}
+
+// TestConformanceBF16 runs the conformance suite with activations stored
+// as bfloat16: every op's _bf16 kernels (and gemm_strided's mixed ones),
+// forward and backward, against nets.Ref on the same rounded inputs.
+func TestConformanceBF16(t *testing.T) {
+	b := NewBackend(testDriver(t))
+	defer b.Close()
+	b.SetStorage(BF16)
+	backendtest.RunCasesStored(t, b, backendtest.Cases(1), bf16TolOf, RoundBF16)
+}

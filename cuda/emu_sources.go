@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "01864e905d682dcad7289dc65852c813c08df70f79cca10c653b498b3afc8211"
+const emuSourcesDigest = "43715d728d9c88fbe5eba802ed850652a73dda29d8c78e01101aa0ddb2a0b4f7"

@@ -28,7 +28,7 @@ var groupedKernels = map[string]bool{
 	// elementwise.cu
 	"relu_fwd": true, "relu_bwd": true, "add2_fwd": true, "add_acc": true, "fill_f32": true,
 	"concat_copy": true, "concat_bwd": true, "global_avg_pool_fwd": true, "global_avg_pool_bwd": true,
-	"strided_gather": true, "strided_scatter_add": true,
+	"strided_gather": true, "strided_scatter_add": true, "act_widen": true, "act_narrow": true,
 	// gemm.cu, linear.cu
 	"gemm_strided": true, "conv1x1_bwd": true, "convdw_bwd": true, "add2_bn_fwd": true, "linear_bias_rows": true, "linear_bias_grad": true,
 	// conv.cu
@@ -39,13 +39,18 @@ var groupedKernels = map[string]bool{
 	"max_pool_fwd": true, "max_pool_bwd": true, "avg_pool_fwd": true, "avg_pool_bwd": true,
 	// loss.cu, sgd.cu, data.cu
 	"softmax_xent": true, "reduce_sum": true, "sumsq_partial": true, "sgd_update": true, "gather_batch": true,
+	"gather_batch_sched": true,
 	// sched.cu
-	"gather_batch_sched": true, "loss_log": true, "count_log": true, "sgd_update_sched": true, "counter_add": true,
+	"loss_log": true, "count_log": true, "sgd_update_sched": true, "counter_add": true,
 }
 
-// Attention (attention.cu): every kernel has a grouped variant.
+// Attention (attention.cu): every kernel has a grouped variant; so has
+// every bfloat16 twin.
 func init() {
 	for _, k := range attnKernels() {
+		groupedKernels[k] = true
+	}
+	for _, k := range bf16Kernels() {
 		groupedKernels[k] = true
 	}
 }

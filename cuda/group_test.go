@@ -262,6 +262,20 @@ var groupCases = map[string]gcase{
 		}
 		return out
 	}},
+	"act_widen": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
+		var out []ginst
+		for _, n := range []int{33, 300} {
+			out = append(out, ew1(n, bufs(rnd(r, n), poison(n)), bref(0), bref(1), i64(n)))
+		}
+		return out
+	}},
+	"act_narrow": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
+		var out []ginst
+		for i, n := range []int{130, 7, 260} {
+			out = append(out, ew1(n, bufs(rnd(r, n), rnd(r, n)), bref(0), bref(1), i64(n), i32(i%2)))
+		}
+		return out
+	}},
 	"add_acc": {block: Dim3{X: gBlock}, insts: func(r *rand.Rand) []ginst {
 		var out []ginst
 		for _, n := range []int{17, 250, 64} {
@@ -593,6 +607,18 @@ var groupCases = map[string]gcase{
 			{grid: Dim3{X: 1}, bufs: bufs(ints(-2)), args: []any{bref(0), i32(5)}},
 		}
 	}},
+}
+
+// The bfloat16 twins run their float32 twin's cases: the buffers' words
+// then hold pairs of bfloat16 values (of any bits), and only the grouped
+// launch's agreement with the plain one is checked, bit for bit.
+func init() {
+	for _, k := range bf16Twins {
+		groupCases[k+bf16Suffix] = groupCases[k]
+	}
+	for _, k := range []string{"gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf"} {
+		groupCases[k] = groupCases["gemm_strided"]
+	}
 }
 
 // poolCase tests one of pool.cu's kernels: forward (x, y) or backward (dy,

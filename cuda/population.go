@@ -75,6 +75,10 @@ type PopOptions struct {
 	// Precision of the products that may run on tensor cores (FP32 by
 	// default; TF32: attention on the tensor cores).
 	Precision Precision
+	// Storage is the element type of activations and their gradients (F32
+	// by default; BF16 halves their bytes: weights, weight gradients and
+	// momentum stay float32).
+	Storage Storage
 	// MemFraction is the share of the device's free memory a wave may
 	// plan for (0 means 0.9): candidates that do not fit wait for the next
 	// wave.
@@ -284,6 +288,7 @@ type popCand struct {
 	sched  schedule
 	stream Stream
 	prec   Precision
+	store  Storage
 	init   *nets.Model // the state to start from (nil: fresh weights)
 	arena  *Arena
 	bytes  int
@@ -307,16 +312,19 @@ type popCand struct {
 	res PopResult
 }
 
-// layout assigns every tensor through alloc (n floats each); it runs once
+// layout assigns every tensor through alloc (n values each, activations
+// in the candidate's storage when act, else float32); it runs once
 // counting bytes and once allocating from the arena.
-func (c *popCand) layout(alloc func(n int) Tensor) {
+func (c *popCand) layout(allocT func(n int, act bool) Tensor) {
+	alloc := func(n int) Tensor { return allocT(n, false) }
+	act := func(n int) Tensor { return allocT(n, true) }
 	g, s := c.g, &c.sched
 	c.fold = foldedReLUs(g)
 	c.bnFold = foldedBNs(g)
 	c.bnBack = bnBackward(g, c.fold)
 	c.grad = gradPlan(g, c.fold, c.bnBack)
 	nmax := s.nMax()
-	c.x = alloc(nmax * g.Input.Size())
+	c.x = act(nmax * g.Input.Size())
 	c.y = alloc(nmax)
 	c.acts = make([]Tensor, len(g.Nodes))
 	c.saved = make([]Tensor, len(g.Nodes))
@@ -330,12 +338,12 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 			continue // never stored: its consumers read max(input, 0)
 		}
 		if !c.bnFold[i] { // a folded batch norm's output is never stored: its Add applies it
-			c.acts[i] = alloc(nmax * nd.Shape.Size())
+			c.acts[i] = act(nmax * nd.Shape.Size())
 		}
 		c.saved[i] = alloc(nets.SavedLen(nd.Op, g.InShapes(i)))
 		a := c.args(i, nmax, true)
-		for _, n := range scratchSizes(nd.Op, &a, true) {
-			c.scr[i] = append(c.scr[i], alloc(n))
+		for _, sp := range scratchSizes(nd.Op, &a, true, c.store) {
+			c.scr[i] = append(c.scr[i], allocT(sp.n, sp.act))
 		}
 	}
 	ntrain := 0
@@ -355,7 +363,7 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 			total += ntrain * nd.Shape.Size()
 		}
 	}
-	c.dregion = alloc(total)
+	c.dregion = act(total)
 	c.dacts = make([]Tensor, len(g.Nodes))
 	off := 0
 	for i, nd := range g.Nodes {
@@ -400,6 +408,23 @@ func (c *popCand) layout(alloc func(n int) Tensor) {
 	c.cIdx, c.cOff = alloc(len(s.calibIdx)), alloc(len(s.calibOff))
 	c.eIdx, c.eOff = alloc(len(s.evalIdx)), alloc(len(s.evalOff))
 	c.counters = alloc(numCounters)
+}
+
+// planLayout lays c out without allocating anything, counting the bytes
+// its arena needs in c.bytes; with next not nil the tensors get fake
+// consecutive addresses from *next (the schedule model's tests).
+func (c *popCand) planLayout(next *DevicePtr) {
+	c.bytes = 0
+	c.layout(func(n int, act bool) Tensor {
+		t := Tensor{Len: n, BF16: act && c.store == BF16}
+		b := AlignedBytes(4 * max((n*t.ElemBytes()+3)/4, 1))
+		if next != nil {
+			t.Ptr = *next
+			*next += DevicePtr(b)
+		}
+		c.bytes += b
+		return t
+	})
 }
 
 func sumsqBlocks(n int) int { return max(min(ceilDiv(n, ewThreads), sgdPartials), 1) }
@@ -474,15 +499,15 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 			t.din = append(t.din, view(c.dacts[j], n, g.Nodes[j].Shape.Size()))
 		}
 	}
-	sizes := scratchSizes(nd.Op, a, backward)
+	sizes := scratchSizes(nd.Op, a, backward, c.store)
 	if nd.Op == nets.OpAttention && a.Training {
 		// The training forward saves each query's log-sum-exp in the
 		// node's scratch for its backward (the backward's sizes).
 		t.lseSaved = true
-		sizes = scratchSizes(nd.Op, a, true)
+		sizes = scratchSizes(nd.Op, a, true, c.store)
 	}
-	for k, sz := range sizes {
-		t.scratch = append(t.scratch, c.scr[i][k].Slice(0, sz))
+	for k, sp := range sizes {
+		t.scratch = append(t.scratch, c.scr[i][k].Slice(0, sp.n))
 	}
 	return t
 }
@@ -494,6 +519,7 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 type recorder struct {
 	Driver
 	prec       Precision
+	store      Storage
 	cmds       []Cmd
 	stream     Stream
 	bnMomentum float32
@@ -509,7 +535,7 @@ func (r *recorder) Launch(kernel string, grid, block Dim3, shared int, _ Stream,
 	return nil
 }
 
-func (r *recorder) call() *call { return &call{b: &Backend{d: r, prec: r.prec}} }
+func (r *recorder) call() *call { return &call{b: &Backend{d: r, prec: r.prec, storage: r.store}} }
 
 // gather records the batch assembly of phase ctr from the resident set dd.
 // Training batches are augmented as the recipe says (proxy recipes: not at
@@ -525,7 +551,7 @@ func (c *popCand) gather(r *recorder, dd *DeviceDataset, idx, off Tensor, ctr, n
 		pad, flip, cut = i32(a.PadCrop), boolArg(a.Flip), i32(a.Cutout)
 		seed += int64(c.sched.first * c.sched.spe)
 	}
-	cl.ew("gather_batch_sched", n*dd.C*dd.H*dd.W, dd.pixels, dd.labels, idx.Ptr, off.Ptr, c.counters.At(ctr),
+	cl.ew(kn("gather_batch_sched", c.x), n*dd.C*dd.H*dd.W, dd.pixels, dd.labels, idx.Ptr, off.Ptr, c.counters.At(ctr),
 		i32(n), i32(dd.C), i32(dd.H), i32(dd.W), dd.mean, dd.std, pad, flip, cut, seed, c.x.Ptr, c.y.Ptr)
 }
 
@@ -541,7 +567,7 @@ func (c *popCand) forward(r *recorder, n int, training bool) {
 }
 
 func (c *popCand) zero(r *recorder, t Tensor) {
-	r.call().ew("fill_f32", t.Len, t.Ptr, float32(0), i64(t.Len))
+	r.call().ew(kn("fill_f32", t), t.Len, t.Ptr, float32(0), i64(t.Len))
 }
 
 // segment is a run of one candidate's launches that the step schedules as
@@ -563,7 +589,7 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 	g := c.g
 	var segs []segment
 	rec := func(deps []int, f func(r *recorder)) int {
-		r := &recorder{Driver: d, stream: c.stream, prec: c.prec}
+		r := &recorder{Driver: d, stream: c.stream, prec: c.prec, store: c.store}
 		f(r)
 		segs = append(segs, segment{cmds: r.cmds, deps: deps})
 		return len(segs) - 1
@@ -601,7 +627,7 @@ func (c *popCand) stepSegments(d Driver, dd *DeviceDataset, n int) []segment {
 	})
 	soft := rec([]int{fwd[out], zero}, func(r *recorder) {
 		logits, dlogits := view(c.acts[out], n, g.Classes), view(c.dacts[out], n, g.Classes)
-		r.call().launch("softmax_xent", Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), dlogits.Ptr, c.per.Ptr, c.per.At(n))
+		r.call().launch(kn("softmax_xent", logits), Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), dlogits.Ptr, c.per.Ptr, c.per.At(n))
 	})
 	logged := rec([]int{soft, gather}, func(r *recorder) {
 		r.call().launch("loss_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.Ptr, i32(n), c.lossLog.Ptr, c.counters.At(ctrTrain))
@@ -857,7 +883,7 @@ func (c *popCand) evaluate(r *recorder, dd *DeviceDataset) {
 		c.forward(r, n, false)
 		cl := r.call()
 		logits := view(c.acts[g.Output], n, g.Classes)
-		cl.launch("softmax_xent", Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), DevicePtr(0), c.per.Ptr, c.per.At(n))
+		cl.launch(kn("softmax_xent", logits), Dim3{X: ceilDiv(n, 8)}, Dim3{X: 256}, 0, logits.Ptr, c.y.Ptr, i32(n), i32(g.Classes), DevicePtr(0), c.per.Ptr, c.per.At(n))
 		cl.launch("loss_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.Ptr, i32(n), c.evalLoss.Ptr, c.counters.At(ctrEval))
 		cl.launch("count_log", Dim3{X: 1}, Dim3{X: 256}, 0, c.per.At(n), i32(n), c.evalOK.Ptr, c.counters.At(ctrEval))
 		cl.launch("counter_add", Dim3{X: 1}, Dim3{X: 1}, 0, c.counters.At(ctrEval), i32(1))
@@ -991,9 +1017,9 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 	results := make([]PopResult, len(cands))
 	pcs := make([]*popCand, len(cands))
 	for i, pc := range cands {
-		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, prec: opt.Precision, init: pc.Init}
+		c := &popCand{idx: i, g: pc.Graph, cfg: pc.Cfg, prec: opt.Precision, store: opt.Storage, init: pc.Init}
 		c.sched = makeSchedule(pc.Cfg, train.Len(), val.Len(), len(pc.Graph.Buffers) > 0, opt.FromEpoch, opt.ToEpoch)
-		c.layout(func(n int) Tensor { c.bytes += AlignedBytes(4 * max(n, 1)); return Tensor{Len: n} })
+		c.planLayout(nil)
 		c.res.Params, c.res.FLOPs = pc.Graph.NumParams(), pc.Graph.FLOPs()
 		pcs[i] = c
 	}
@@ -1140,12 +1166,19 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		w.arenas = append(w.arenas, a)
 		c.arena = a
 		var lerr error
-		c.layout(func(n int) Tensor {
-			t, e := a.Alloc(max(n, 1))
+		c.layout(func(n int, act bool) Tensor {
+			bf := act && c.store == BF16
+			var t Tensor
+			var e error
+			if bf {
+				t, e = a.AllocBF16(max(n, 1))
+			} else {
+				t, e = a.Alloc(max(n, 1))
+			}
 			if e != nil && lerr == nil {
 				lerr = e
 			}
-			return Tensor{Ptr: t.Ptr, Len: n}
+			return Tensor{Ptr: t.Ptr, Len: n, BF16: bf}
 		})
 		if lerr == nil {
 			// PyTorch-style initial weights, drawn as the CPU trainer draws them
@@ -1313,7 +1346,7 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 	// Recalibrate and score, each candidate on its own stream.
 	var lists [][]Cmd
 	for _, c := range scored {
-		r := &recorder{Driver: d, stream: c.stream, prec: c.prec}
+		r := &recorder{Driver: d, stream: c.stream, prec: c.prec, store: c.store}
 		c.calibrate(r, dtrain)
 		c.evaluate(r, dval)
 		lists = append(lists, r.cmds)

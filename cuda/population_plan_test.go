@@ -33,12 +33,7 @@ func TestProxy50Schedule(t *testing.T) {
 		}
 		c := &popCand{idx: i, g: g, cfg: cfg, stream: Stream(i + 1)}
 		c.sched = makeSchedule(cfg, 5000, 1000, len(g.Buffers) > 0, 0, 0)
-		c.layout(func(n int) Tensor {
-			t := Tensor{Ptr: next, Len: n}
-			next += DevicePtr(AlignedBytes(4 * max(n, 1)))
-			c.bytes += AlignedBytes(4 * max(n, 1))
-			return t
-		})
+		c.planLayout(&next)
 		total += int64(c.bytes)
 		cands = append(cands, c)
 	}

@@ -26,7 +26,7 @@
 // default); calibrating the statistics of a trained network passes 1/(k+1)
 // at batch k, which makes the running values the plain average over the
 // batches. Launch: 256 threads, C blocks.
-#define EVO_PARAMS_bn_stats(X) X(const float* __restrict__, x) X(float* __restrict__, saved) \
+#define EVO_PARAMS_bn_stats(X) X(const EVO_ACT* __restrict__, x) X(float* __restrict__, saved) \
     X(float* __restrict__, runMean) X(float* __restrict__, runVar) X(int, N) X(int, C) X(int, HW) \
     X(float, momentum)
 
@@ -87,7 +87,7 @@ EVO_KERNELS(bn_stats);
 // the batch mean and 1/std that bn_stats saved; with fromRunning = 1 they
 // are the running mean and variance (evaluation mode). Matches the output
 // of nets.RefBatchNormForward. Launch: element-wise shape.
-#define EVO_PARAMS_bn_apply(X) X(const float* __restrict__, x) X(float* __restrict__, y) \
+#define EVO_PARAMS_bn_apply(X) X(const EVO_ACT* __restrict__, x) X(EVO_ACT* __restrict__, y) \
     X(const float* __restrict__, mean) X(const float* __restrict__, stat) X(const float* __restrict__, gamma) \
     X(const float* __restrict__, beta) X(int, N) X(int, C) X(int, HW) X(int, fromRunning)
 EVO_BODY(bn_apply) {
@@ -107,7 +107,7 @@ EVO_KERNELS(bn_apply);
 // those are not null and stores them in sums [2C] (dbeta, then dgamma) for
 // bn_bwd_dx. The reduction part of nets.RefBatchNormBackward. Launch: 256
 // threads, C blocks.
-#define EVO_PARAMS_bn_bwd_reduce(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+#define EVO_PARAMS_bn_bwd_reduce(X) X(const EVO_ACT* __restrict__, x) X(const EVO_ACT* __restrict__, dy) \
     X(const float* __restrict__, saved) X(float* __restrict__, dgamma) X(float* __restrict__, dbeta) \
     X(float* __restrict__, sums) X(int, N) X(int, C) X(int, HW)
 EVO_BODY(bn_bwd_reduce) {
@@ -138,9 +138,9 @@ EVO_KERNELS(bn_bwd_reduce);
 // bn_bwd_dx: dx += gamma * invstd / M * (M * dy - dbeta - xhat * dgamma)
 // (= with set), M = N*H*W, the dx part of nets.RefBatchNormBackward. Launch: element-wise
 // shape.
-#define EVO_PARAMS_bn_bwd_dx(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+#define EVO_PARAMS_bn_bwd_dx(X) X(const EVO_ACT* __restrict__, x) X(const EVO_ACT* __restrict__, dy) \
     X(const float* __restrict__, saved) X(const float* __restrict__, sums) X(const float* __restrict__, gamma) \
-    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, HW) X(int, set)
+    X(EVO_ACT* __restrict__, dx) X(int, N) X(int, C) X(int, HW) X(int, set)
 EVO_BODY(bn_bwd_dx) {
     EVO_UNPACK(bn_bwd_dx);
     EVO_GFOR(i, (long long)N * C * HW, g) {
@@ -159,8 +159,8 @@ EVO_KERNELS(bn_bwd_dx);
 // DARTS cell): its output is never stored, and its backward needs only its
 // input. fromRunning as in bn_apply, for both. Matches bn_apply then
 // add2_fwd. Launch: element-wise shape over n = N*C*HW.
-#define EVO_PARAMS_add2_bn_fwd(X) X(const float* __restrict__, a) X(const float* __restrict__, b) \
-    X(float* __restrict__, y) X(long long, n) X(int, C) X(int, HW) X(const float* __restrict__, meanA) \
+#define EVO_PARAMS_add2_bn_fwd(X) X(const EVO_ACT* __restrict__, a) X(const EVO_ACT* __restrict__, b) \
+    X(EVO_ACT* __restrict__, y) X(long long, n) X(int, C) X(int, HW) X(const float* __restrict__, meanA) \
     X(const float* __restrict__, statA) X(const float* __restrict__, gammaA) X(const float* __restrict__, betaA) \
     X(const float* __restrict__, meanB) X(const float* __restrict__, statB) X(const float* __restrict__, gammaB) \
     X(const float* __restrict__, betaB) X(int, fromRunning)

@@ -33,8 +33,8 @@
 // w[oc,c,ky,kx] * x[n,c,oy*stride-pad+ky*dil, ox*stride-pad+kx*dil], zero
 // outside. Matches nets.RefConvForward (and sums in its order). Launch:
 // element-wise shape over N*K*OH*OW outputs.
-#define EVO_PARAMS_conv2d_fwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
-    X(float* __restrict__, y) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+#define EVO_PARAMS_conv2d_fwd(X) X(const EVO_ACT* __restrict__, x) X(const float* __restrict__, w) \
+    X(EVO_ACT* __restrict__, y) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
     X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, relu)
 EVO_BODY(conv2d_fwd) {
     EVO_UNPACK(conv2d_fwd);
@@ -47,7 +47,7 @@ EVO_BODY(conv2d_fwd) {
         const float* wk = w + (long long)oc * cg * k * k;
         float s = 0.0f;
         for (int ic = 0; ic < cg; ic++) {
-            const float* xc = x + ((n * C + c0 + ic) * H) * (long long)W;
+            const EVO_ACT* xc = x + ((n * C + c0 + ic) * H) * (long long)W;
             for (int ky = 0; ky < k; ky++) {
                 const int iy = oy * stride - pad + ky * dil;
                 if (iy < 0 || iy >= H) continue;
@@ -70,12 +70,12 @@ EVO_KERNELS(conv2d_fwd);
 // Launch: block (16, 16) = one 16x16 output tile, grid (tilesX * tilesY, K,
 // N) with tilesX = ceil(OW/16), tilesY = ceil(OH/16); dynamic shared memory
 // (IH*IW + k*k) floats, IH = 15*stride + (k-1)*dil + 1 and IW the same.
-#define EVO_PARAMS_conv2d_fwd_depthwise(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
-    X(float* __restrict__, y) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+#define EVO_PARAMS_conv2d_fwd_depthwise(X) X(const EVO_ACT* __restrict__, x) X(const float* __restrict__, w) \
+    X(EVO_ACT* __restrict__, y) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
     X(int, stride) X(int, pad) X(int, dil) X(int, relu)
 EVO_BODY(conv2d_fwd_depthwise) {
     EVO_UNPACK(conv2d_fwd_depthwise);
-    extern __shared__ float smem[];
+    // smem: the dynamic shared memory (evo_cuda.h; declared at namespace scope, as this file is compiled in two namespaces)
     const int T = 16;
     const int tilesX = (OW + T - 1) / T;
     const int tileY = g.bx / tilesX, tileX = g.bx % tilesX;
@@ -87,7 +87,7 @@ EVO_BODY(conv2d_fwd_depthwise) {
     float* filt = smem + IH * IW;  // k x k filter
     const int tid = threadIdx.y * T + threadIdx.x;
     const int iy0 = tileY * T * stride - pad, ix0 = tileX * T * stride - pad;
-    const float* xc = x + ((long long)n * C + c) * H * W;
+    const EVO_ACT* xc = x + ((long long)n * C + c) * H * W;
     for (int e = tid; e < IH * IW; e += T * T) {
         const int ty = e / IW, tx = e % IW;
         const int iy = iy0 + ty, ix = ix0 + tx;
@@ -112,8 +112,9 @@ EVO_KERNELS(conv2d_fwd_depthwise);
 // output (oy, ox) of an OH x OW plane g whose k x k window (stride, pad,
 // dil) reads input (iy, ix) through that tap: one input's share of a
 // convolution's data gradient from one output plane.
+template <typename G>
 static __device__ __forceinline__ void evo_conv_gather(float& s, int iy, int ix, const float* __restrict__ w,
-                                                       const float* __restrict__ g, int k, int stride, int pad, int dil,
+                                                       const G* __restrict__ g, int k, int stride, int pad, int dil,
                                                        int OH, int OW) {
     for (int ky = 0; ky < k; ky++) {
         const int ty = iy + pad - ky * dil;
@@ -135,9 +136,9 @@ static __device__ __forceinline__ void evo_conv_gather(float& s, int iy, int ix,
 // dy[n,oc,oy,ox] (dx = that sum with set). Each thread owns one input
 // value, so the sum needs no atomics. The adjoint of conv2d_fwd, matching the dx part of
 // nets.RefConvBackward. Launch: element-wise shape over N*C*H*W inputs.
-#define EVO_PARAMS_conv2d_bwd_data(X) X(const float* __restrict__, dy) X(const float* __restrict__, w) \
-    X(float* __restrict__, dx) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
-    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, set) X(const float* __restrict__, mask)
+#define EVO_PARAMS_conv2d_bwd_data(X) X(const EVO_ACT* __restrict__, dy) X(const float* __restrict__, w) \
+    X(EVO_ACT* __restrict__, dx) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
+    X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, set) X(const EVO_ACT* __restrict__, mask)
 EVO_BODY(conv2d_bwd_data) {
     EVO_UNPACK(conv2d_bwd_data);
     const int cg = C / groups, kg = K / groups;
@@ -148,7 +149,7 @@ EVO_BODY(conv2d_bwd_data) {
         const int g = c / cg, ic = c % cg;
         float s = 0.0f;
         for (int oc = g * kg; oc < (g + 1) * kg; oc++) {
-            const float* dyc = dy + ((n * K + oc) * OH) * (long long)OW;
+            const EVO_ACT* dyc = dy + ((n * K + oc) * OH) * (long long)OW;
             const float* wk = w + ((long long)oc * cg + ic) * k * k;
             evo_conv_gather(s, iy, ix, wk, dyc, k, stride, pad, dil, OH, OW);
         }
@@ -166,7 +167,7 @@ EVO_KERNELS(conv2d_bwd_data);
 // and one barrier combines the warps. With nstep > 1 other blocks add into
 // the same taps, so the block's totals go in with atomicAdd.
 template <int TMAX>
-static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ x, const float* __restrict__ dy,
+static __device__ __forceinline__ void evo_conv_wgrad(const EVO_ACT* __restrict__ x, const EVO_ACT* __restrict__ dy,
                                                       float* __restrict__ dw, int N, int C, int H, int W, int K,
                                                       int OH, int OW, int k, int stride, int pad, int dil,
                                                       int cg, int oc, int ic, int c, int t0, int n0, int nstep,
@@ -187,7 +188,7 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
         const int oy = q % OH;
         const long long n = n0 + (long long)(q / OH) * nstep;
         const float g = dy[((n * K + oc) * OH + oy) * OW + ox];
-        const float* xc = x + (n * C + c) * (long long)H * W;
+        const EVO_ACT* xc = x + (n * C + c) * (long long)H * W;
         const int by = oy * stride, bx = ox * stride;
 #pragma unroll
         for (int t = 0; t < TMAX; t++) {
@@ -227,7 +228,7 @@ static __device__ __forceinline__ void evo_conv_wgrad(const float* __restrict__ 
 // Launch: 256 threads (a multiple of 32), grid (K*cg, gy), static shared
 // scratch. Filters of more than 25 taps (beyond 5x5) go in chunks of 25,
 // each a pass over dy.
-#define EVO_PARAMS_conv2d_bwd_weight(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
+#define EVO_PARAMS_conv2d_bwd_weight(X) X(const EVO_ACT* __restrict__, x) X(const EVO_ACT* __restrict__, dy) \
     X(float* __restrict__, dw) X(int, N) X(int, C) X(int, H) X(int, W) X(int, K) X(int, OH) X(int, OW) X(int, k) \
     X(int, stride) X(int, pad) X(int, dil) X(int, groups) X(int, relu)
 EVO_BODY(conv2d_bwd_weight) {
@@ -280,9 +281,9 @@ EVO_KERNELS(conv2d_bwd_weight);
 // m = N*HW with N = grid.y), so it is never stored. Launch: 256 threads,
 // grid (ceil(HW / span), N).
 #define EVO_PW_STRIP 32
-#define EVO_PARAMS_conv1x1_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
-    X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, Ci) X(int, Co) \
-    X(int, HW) X(int, strips) X(int, set) X(int, relu) X(const float* __restrict__, bnx) \
+#define EVO_PARAMS_conv1x1_bwd(X) X(const EVO_ACT* __restrict__, x) X(const float* __restrict__, w) \
+    X(const EVO_ACT* __restrict__, dy) X(EVO_ACT* __restrict__, dx) X(float* __restrict__, dw) X(int, Ci) X(int, Co) \
+    X(int, HW) X(int, strips) X(int, set) X(int, relu) X(const EVO_ACT* __restrict__, bnx) \
     X(const float* __restrict__, bnsaved) X(const float* __restrict__, bnsums) X(const float* __restrict__, bngamma)
 EVO_BODY(conv1x1_bwd) {
     EVO_UNPACK(conv1x1_bwd);
@@ -291,8 +292,8 @@ EVO_BODY(conv1x1_bwd) {
     __shared__ float ws[64][65];
     const int tid = threadIdx.x;
     const long long n = g.by;
-    const float* dyn = dy + n * Co * (long long)HW;
-    const float* xn = x + n * Ci * (long long)HW;
+    const EVO_ACT* dyn = dy + n * Co * (long long)HW;
+    const EVO_ACT* xn = x + n * Ci * (long long)HW;
     for (int e = tid; e < Co * Ci; e += 256) ws[e / Ci][e % Ci] = w[e];
     float acc[16];
 #pragma unroll
@@ -324,7 +325,7 @@ EVO_BODY(conv1x1_bwd) {
                     float s = 0.0f;
                     for (int co = 0; co < Co; co++) s += ws[co][ci] * dys[co][p];
                     if (relu && !(xs[ci][p] > 0.0f)) s = 0.0f;
-                    float* o = dx + (n * Ci + ci) * (long long)HW + p0 + p;
+                    EVO_ACT* o = dx + (n * Ci + ci) * (long long)HW + p0 + p;
                     *o = set ? s : *o + s;
                 }
             }
@@ -365,26 +366,26 @@ EVO_KERNELS_BOUNDED(conv1x1_bwd, 256, 3);
 // conv1x1_bwd. Matches
 // nets.RefConvBackward for the depthwise case. Launch: 256 threads (8
 // warps), grid (C, N), dynamic shared memory (H*W + OH*OW) floats; k <= 5.
-#define EVO_PARAMS_convdw_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, w) \
-    X(const float* __restrict__, dy) X(float* __restrict__, dx) X(float* __restrict__, dw) X(int, C) X(int, H) \
+#define EVO_PARAMS_convdw_bwd(X) X(const EVO_ACT* __restrict__, x) X(const float* __restrict__, w) \
+    X(const EVO_ACT* __restrict__, dy) X(EVO_ACT* __restrict__, dx) X(float* __restrict__, dw) X(int, C) X(int, H) \
     X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, dil) X(int, set) X(int, relu) \
-    X(const float* __restrict__, bnx) X(const float* __restrict__, bnsaved) X(const float* __restrict__, bnsums) \
+    X(const EVO_ACT* __restrict__, bnx) X(const float* __restrict__, bnsaved) X(const float* __restrict__, bnsums) \
     X(const float* __restrict__, bngamma)
 EVO_BODY(convdw_bwd) {
     EVO_UNPACK(convdw_bwd);
-    extern __shared__ float smem[];
+    // smem: the dynamic shared memory (evo_cuda.h; declared at namespace scope, as this file is compiled in two namespaces)
     __shared__ float red[25 * 8];  // per tap, each warp's sum
     float* xs = smem;            // H x W, max(x, 0) with relu
     float* gs = smem + H * W;    // OH x OW
     const int c = g.bx;
     const long long n = g.by;
     const int tid = threadIdx.x;
-    const float* xp = x + (n * C + c) * (long long)H * W;
-    const float* gp = dy + (n * C + c) * (long long)OH * OW;
+    const EVO_ACT* xp = x + (n * C + c) * (long long)H * W;
+    const EVO_ACT* gp = dy + (n * C + c) * (long long)OH * OW;
     const float* wc = w + (long long)c * k * k;
     for (int e = tid; e < H * W; e += blockDim.x) xs[e] = relu ? fmaxf(xp[e], 0.0f) : xp[e];
     if (bnx) {
-        const float* bp = bnx + (n * C + c) * (long long)OH * OW;
+        const EVO_ACT* bp = bnx + (n * C + c) * (long long)OH * OW;
         for (int e = tid; e < OH * OW; e += blockDim.x)
             gs[e] = evo_bn_dx(gp[e], bp[e], c, C, bnsaved, bnsums, bngamma, (long long)g.gy * OH * OW);
     } else {
@@ -392,7 +393,7 @@ EVO_BODY(convdw_bwd) {
     }
     __syncthreads();
     if (dx) {
-        float* dp = dx + (n * C + c) * (long long)H * W;
+        EVO_ACT* dp = dx + (n * C + c) * (long long)H * W;
         for (int e = tid; e < H * W; e += blockDim.x) {
             const int iy = e / W, ix = e % W;
             float s = 0.0f;

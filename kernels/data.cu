@@ -35,7 +35,7 @@ static __device__ __forceinline__ void evo_gather_batch(const unsigned char* __r
                                                         const int* __restrict__ idx, int nimg, int C, int H, int W,
                                                         const float* __restrict__ mean,
                                                         const float* __restrict__ stdev, int padCrop, int flip,
-                                                        int cutout, long long seed, float* __restrict__ x,
+                                                        int cutout, long long seed, EVO_ACT* __restrict__ x,
                                                         int* __restrict__ y, const evo_grid& g) {
     const unsigned long long s = (unsigned long long)seed;
     const long long plane = (long long)H * W, img = C * plane;
@@ -74,9 +74,28 @@ static __device__ __forceinline__ void evo_gather_batch(const unsigned char* __r
 #define EVO_PARAMS_gather_batch(X) X(const unsigned char* __restrict__, pixels) \
     X(const unsigned char* __restrict__, labels) X(const int* __restrict__, idx) X(int, nimg) X(int, C) \
     X(int, H) X(int, W) X(const float* __restrict__, mean) X(const float* __restrict__, stdev) X(int, padCrop) \
-    X(int, flip) X(int, cutout) X(long long, seed) X(float* __restrict__, x) X(int* __restrict__, y)
+    X(int, flip) X(int, cutout) X(long long, seed) X(EVO_ACT* __restrict__, x) X(int* __restrict__, y)
 EVO_BODY(gather_batch) {
     EVO_UNPACK(gather_batch);
     evo_gather_batch(pixels, labels, idx, nimg, C, H, W, mean, stdev, padCrop, flip, cutout, seed, x, y, g);
 }
 EVO_KERNELS(gather_batch);
+
+// The step-scheduled twin, for steps replayed as a CUDA graph (sched.cu).
+// gather_batch_sched: gather_batch for step k = *counter: the
+// batch's image indices are idx + offsets[k] (idx holds every step's
+// indices back to back, offsets[k] where step k's nimg indices start) and
+// the augmentation seed is seed + k. Launch: element-wise shape over
+// nimg*C*H*W.
+#define EVO_PARAMS_gather_batch_sched(X) X(const unsigned char* __restrict__, pixels) \
+    X(const unsigned char* __restrict__, labels) X(const int* __restrict__, idx) \
+    X(const int* __restrict__, offsets) X(const int* __restrict__, counter) X(int, nimg) X(int, C) X(int, H) \
+    X(int, W) X(const float* __restrict__, mean) X(const float* __restrict__, stdev) X(int, padCrop) X(int, flip) \
+    X(int, cutout) X(long long, seed) X(EVO_ACT* __restrict__, x) X(int* __restrict__, y)
+EVO_BODY(gather_batch_sched) {
+    EVO_UNPACK(gather_batch_sched);
+    const int k = *counter;
+    evo_gather_batch(pixels, labels, idx + offsets[k], nimg, C, H, W, mean, stdev, padCrop, flip, cutout, seed + k,
+                     x, y, g);
+}
+EVO_KERNELS(gather_batch_sched);

@@ -99,6 +99,61 @@ static __device__ __forceinline__ float evo_bn_dx(float dy, float x, int c, int 
     return k * (mf * dy - sums[c] - xhat * sums[C + c]);
 }
 
+// ---- Activations stored as bfloat16 ------------------------------------
+//
+// A population can keep its activations and their gradients in bfloat16
+// (cuda.BF16 storage): half the bytes of every memory-bound kernel, while
+// weights, weight gradients, momentum and every sum stay float32. The
+// kernel files that touch activations are compiled twice (all_kernels.h):
+// once with EVO_ACT = float, giving the kernels their plain names, and
+// once inside namespace evo_b16 with EVO_ACT = evo_bf16 and EVO_SFX =
+// _bf16, giving NAME_bf16 and NAME_bf16_grouped. A body names an
+// activation's element type EVO_ACT and otherwise reads like float code:
+// an evo_bf16 converts to float implicitly and takes a float by
+// assignment, rounding to nearest even. Loads widen exactly (a bfloat16 is
+// the top half of a float32), so only stores round.
+//
+// evo_f2bf is float32 -> bfloat16 with round to nearest, ties to even, as
+// __float2bfloat16_rn does: finite values too large round to infinity, a
+// NaN stays a (quiet) NaN. Written with integer operations so that nvcc
+// and the emulator round identically.
+static __device__ __forceinline__ unsigned short evo_f2bf(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+// In a namespace of its own, so that argument-dependent lookup of a call
+// with an evo_bf16 argument finds no helper of the other pass.
+namespace evo_bf16_ns {
+struct evo_bf16 {
+    unsigned short bits;
+    __device__ __forceinline__ operator float() const { return __uint_as_float((unsigned)bits << 16); }
+    __device__ __forceinline__ evo_bf16& operator=(float f) {
+        bits = evo_f2bf(f);
+        return *this;
+    }
+    __device__ __forceinline__ evo_bf16& operator+=(float f) { return *this = (float)*this + f; }
+};
+}  // namespace evo_bf16_ns
+using evo_bf16_ns::evo_bf16;
+static_assert(sizeof(evo_bf16) == 2, "evo_bf16 must be 2 bytes (cuda.Tensor.BF16)");
+
+// The element type of activations and the kernel-name suffix of the pass
+// being compiled (all_kernels.h sets both for the bfloat16 pass).
+#ifndef EVO_ACT
+#define EVO_ACT float
+#endif
+#ifndef EVO_SFX
+#define EVO_SFX
+#endif
+#define EVO_CAT_(a, b) a##b
+#define EVO_CAT(a, b) EVO_CAT_(a, b)
+// EVO_KNAME(NAME) is the exported name of kernel NAME in this pass.
+#define EVO_KNAME(NAME) EVO_CAT(NAME, EVO_SFX)
+#define EVO_REGISTER_X(name) EVO_REGISTER(name)
+
 // ---- Kernels written once, launched alone or grouped ---------------------
 //
 // Population training runs ~50 different networks at once. At each point of
@@ -224,18 +279,18 @@ static __device__ __forceinline__ const evo_group_entry* evo_group_find(const ev
 #define EVO_KERNELS(NAME) EVO_KERNELS_ATTR(NAME, )
 #define EVO_KERNELS_BOUNDED(NAME, THREADS, BLOCKS) EVO_KERNELS_ATTR(NAME, __launch_bounds__(THREADS, BLOCKS))
 #define EVO_KERNELS_ATTR(NAME, ATTR)                                                                        \
-    extern "C" __global__ void ATTR NAME(EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_PARAM))) {                       \
+    extern "C" __global__ void ATTR EVO_KNAME(NAME)(EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_PARAM))) {            \
         const NAME##_params p = {EVO_TAIL(EVO_PARAMS_##NAME(EVO_X_NAME))};                                 \
         const evo_grid g = {(int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z,                             \
                             (int)gridDim.x,  (int)gridDim.y,  (int)gridDim.z};                             \
         NAME##_body(p, g);                                                                                 \
     }                                                                                                      \
-    EVO_REGISTER(NAME);                                                                                    \
-    extern "C" __global__ void ATTR NAME##_grouped(const evo_group_entry* __restrict__ table, int count,   \
-                                              const unsigned char* __restrict__ blobs) {                   \
+    EVO_REGISTER_X(EVO_KNAME(NAME));                                                                       \
+    extern "C" __global__ void ATTR EVO_CAT(EVO_KNAME(NAME), _grouped)(                                     \
+        const evo_group_entry* __restrict__ table, int count, const unsigned char* __restrict__ blobs) {    \
         evo_grid g;                                                                                        \
         const evo_group_entry* e = evo_group_find(table, count, &g);                                       \
         const NAME##_params p = *reinterpret_cast<const NAME##_params*>(blobs + e->blob);                  \
         NAME##_body(p, g);                                                                                 \
     }                                                                                                      \
-    EVO_REGISTER(NAME##_grouped)
+    EVO_REGISTER_X(EVO_CAT(EVO_KNAME(NAME), _grouped))

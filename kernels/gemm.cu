@@ -51,17 +51,28 @@
 #define EVO_GEMM_KS 16
 #define EVO_GEMM_PAD 4  // shared rows padded so column walks avoid bank conflicts
 
+// evo_gemm_store stores, adds or atomically adds (accumulate 0, 1, 2) v at
+// c. Mode 2 is for float32 outputs only: the host splits only weight
+// gradients, which stay float32.
+static __device__ __forceinline__ void evo_gemm_store(float* c, float v, int accumulate) {
+    if (accumulate == 2) atomicAdd(c, v);
+    else *c = accumulate ? *c + v : v;
+}
+static __device__ __forceinline__ void evo_gemm_store(evo_bf16* c, float v, int accumulate) {
+    *c = accumulate ? (float)*c + v : v;
+}
+
 // evo_gemm_tile computes one TM x TN tile of C (see above); A, B and C are
 // already offset to the block's batch. Not inlined: with all nine variants
 // inlined ptxas gave gemm_strided_grouped 167 registers (one block per SM);
 // as calls it takes 72 and the plain kernel 56 (nvcc 11.8, sm_90), and
 // ptxas still reads the tiles with shared-memory loads.
-template <int TM, int TN>
-static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, const float* __restrict__ A,
-                                                     long long sar, int sam, int sak, const float* __restrict__ B,
-                                                     long long sbr, int sbk, int sbn, float* __restrict__ C, int scm,
+template <int TM, int TN, typename TA, typename TB, typename TC>
+static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, const TA* __restrict__ A,
+                                                     long long sar, int sam, int sak, const TB* __restrict__ B,
+                                                     long long sbr, int sbk, int sbn, TC* __restrict__ C, int scm,
                                                      int scn, int accumulate, int reluB,
-                                                     const float* __restrict__ mask, int m0, int n0,
+                                                     const TC* __restrict__ mask, int m0, int n0,
                                                      float (*As)[EVO_GEMM_TILE + EVO_GEMM_PAD],
                                                      float (*Bs)[EVO_GEMM_TILE + EVO_GEMM_PAD]) {
     constexpr int RI = TM / 16, RJ = TN / 16;
@@ -82,8 +93,8 @@ static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, co
     const bool bAlongN = sbn == 1;
 
     for (int r = 0; r < R; r++) {
-        const float* Ar = A + r * sar;
-        const float* Br = B + r * sbr;
+        const TA* Ar = A + r * sar;
+        const TB* Br = B + r * sbr;
         for (int k0 = 0; k0 < K; k0 += EVO_GEMM_KS) {
 #pragma unroll
             for (int l = 0; l < RI; l++) {
@@ -141,31 +152,45 @@ static __device__ __noinline__ void evo_gemm_tile(int M, int N, int K, int R, co
             const int gn = n0 + tx + 16 * j;
             if (gn >= N) continue;
             const long long ci = (long long)gm * scm + (long long)gn * scn;
-            float* c = C + ci;
+            TC* c = C + ci;
             const float v = (mask && !(mask[ci] > 0.0f)) ? 0.0f : acc[i][j];
-            if (accumulate == 2) atomicAdd(c, v);
-            else *c = accumulate ? *c + v : v;
+            evo_gemm_store(c, v, accumulate);
         }
     }
 }
 
-#define EVO_PARAMS_gemm_strided(X) X(int, M) X(int, N) X(int, K) X(int, R) X(const float* __restrict__, A) \
-    X(long long, sab) X(long long, sar) X(int, sam) X(int, sak) X(const float* __restrict__, B) \
-    X(long long, sbb) X(long long, sbr) X(int, sbk) X(int, sbn) X(float* __restrict__, C) X(long long, scb) \
-    X(int, scm) X(int, scn) X(int, accumulate) X(int, tm) X(int, tn) X(int, reluB) X(const float* __restrict__, mask)
-EVO_BODY(gemm_strided) {
-    EVO_UNPACK(gemm_strided);
-    __shared__ float As[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
-    __shared__ float Bs[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];
-    const long long b = g.bz;
-    A += b * sab;
-    B += b * sbb;
-    C += b * scb;
-    if (mask) mask += b * scb;
+// The parameters of gemm_strided and of its twins over bfloat16 operands
+// (TA, TB, TC: the element types of A, B and C; the mask is laid out as C
+// and has its type).
+#define EVO_GEMM_PARAMS(X, TA, TB, TC) X(int, M) X(int, N) X(int, K) X(int, R) X(const TA* __restrict__, A) \
+    X(long long, sab) X(long long, sar) X(int, sam) X(int, sak) X(const TB* __restrict__, B) \
+    X(long long, sbb) X(long long, sbr) X(int, sbk) X(int, sbn) X(TC* __restrict__, C) X(long long, scb) \
+    X(int, scm) X(int, scn) X(int, accumulate) X(int, tm) X(int, tn) X(int, reluB) X(const TC* __restrict__, mask)
+
+// The body of every gemm_strided kernel: its shared tiles (in the body, not
+// a helper, so the emulator poisons them per kernel) and the dispatch on
+// the tile.
+#define EVO_GEMM_BODY(NAME)                                                                                       \
+    EVO_BODY(NAME) {                                                                                              \
+        EVO_UNPACK(NAME);                                                                                         \
+        __shared__ float As[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];                                           \
+        __shared__ float Bs[EVO_GEMM_KS][EVO_GEMM_TILE + EVO_GEMM_PAD];                                           \
+        evo_gemm_dispatch(M, N, K, R, A + g.bz * sab, sar, sam, sak, B + g.bz * sbb, sbr, sbk, sbn, C + g.bz * scb, \
+                          scm, scn, accumulate, tm, tn, reluB, mask ? mask + g.bz * scb : mask, g, As, Bs);       \
+    }                                                                                                             \
+    EVO_KERNELS(NAME)
+
+template <typename TA, typename TB, typename TC>
+static __device__ __forceinline__ void evo_gemm_dispatch(int M, int N, int K, int R, const TA* A, long long sar, int sam,
+                                                         int sak, const TB* B, long long sbr, int sbk, int sbn, TC* C,
+                                                         int scm, int scn, int accumulate, int tm, int tn, int reluB,
+                                                         const TC* mask, const evo_grid& g,
+                                                         float (*As)[EVO_GEMM_TILE + EVO_GEMM_PAD],
+                                                         float (*Bs)[EVO_GEMM_TILE + EVO_GEMM_PAD]) {
     const int m0 = g.by * tm, n0 = g.bx * tn;
 #define EVO_GEMM_CASE(TM, TN)                                                                                     \
     if (tm == TM && tn == TN) {                                                                                   \
-        evo_gemm_tile<TM, TN>(M, N, K, R, A, sar, sam, sak, B, sbr, sbk, sbn, C, scm, scn, accumulate, reluB, mask, \
+        evo_gemm_tile<TM, TN, TA, TB, TC>(M, N, K, R, A, sar, sam, sak, B, sbr, sbk, sbn, C, scm, scn, accumulate, reluB, mask, \
                               m0, n0, As, Bs);                                                                    \
         return;                                                                                                   \
     }
@@ -176,4 +201,19 @@ EVO_BODY(gemm_strided) {
     // Any other tile is a caller's bug (cuda/backend.go only passes these);
     // the output is left unwritten, which the conformance tests catch.
 }
-EVO_KERNELS(gemm_strided);
+
+// gemm_strided: all operands float32. With bfloat16 activations
+// (evo_cuda.h) a product mixes the types, named by A, B and C in order (f
+// float32, b bfloat16): gemm_strided_fbb is a weight times an activation
+// into an activation (a pointwise convolution's forward and data
+// gradient), gemm_strided_bfb an activation times a weight (the linear
+// layer's forward and data gradient), gemm_strided_bbf two activations into
+// a weight gradient.
+#define EVO_PARAMS_gemm_strided(X) EVO_GEMM_PARAMS(X, float, float, float)
+#define EVO_PARAMS_gemm_strided_fbb(X) EVO_GEMM_PARAMS(X, float, evo_bf16, evo_bf16)
+#define EVO_PARAMS_gemm_strided_bfb(X) EVO_GEMM_PARAMS(X, evo_bf16, float, evo_bf16)
+#define EVO_PARAMS_gemm_strided_bbf(X) EVO_GEMM_PARAMS(X, evo_bf16, evo_bf16, float)
+EVO_GEMM_BODY(gemm_strided);
+EVO_GEMM_BODY(gemm_strided_fbb);
+EVO_GEMM_BODY(gemm_strided_bfb);
+EVO_GEMM_BODY(gemm_strided_bbf);

@@ -7,7 +7,7 @@
 
 // linear_bias_rows: y[r, o] = b[o] for rows r < rows, o < out. Launch:
 // element-wise shape (evo_cuda.h).
-#define EVO_PARAMS_linear_bias_rows(X) X(float* __restrict__, y) X(const float* __restrict__, b) X(int, rows) \
+#define EVO_PARAMS_linear_bias_rows(X) X(EVO_ACT* __restrict__, y) X(const float* __restrict__, b) X(int, rows) \
     X(int, out)
 EVO_BODY(linear_bias_rows) {
     EVO_UNPACK(linear_bias_rows);
@@ -19,7 +19,7 @@ EVO_KERNELS(linear_bias_rows);
 // order as nets.RefLinearBackward does. One thread per output column:
 // consecutive threads read consecutive columns of a row, so every row read
 // is coalesced. Launch: 1-D, 128 threads, ceil(out/128) blocks.
-#define EVO_PARAMS_linear_bias_grad(X) X(const float* __restrict__, dy) X(float* __restrict__, db) X(int, rows) \
+#define EVO_PARAMS_linear_bias_grad(X) X(const EVO_ACT* __restrict__, dy) X(float* __restrict__, db) X(int, rows) \
     X(int, out)
 EVO_BODY(linear_bias_grad) {
     EVO_UNPACK(linear_bias_grad);

@@ -10,15 +10,15 @@
 // per-sample parts of nets.SoftmaxCrossEntropy (which then averages the
 // losses over n and sums the correct flags: reduce_sum). Launch: 256
 // threads (8 warps), ceil(n/8) blocks.
-#define EVO_PARAMS_softmax_xent(X) X(const float* __restrict__, logits) X(const int* __restrict__, labels) \
-    X(int, n) X(int, classes) X(float* __restrict__, dlogits) X(float* __restrict__, loss) \
+#define EVO_PARAMS_softmax_xent(X) X(const EVO_ACT* __restrict__, logits) X(const int* __restrict__, labels) \
+    X(int, n) X(int, classes) X(EVO_ACT* __restrict__, dlogits) X(float* __restrict__, loss) \
     X(float* __restrict__, correct)
 EVO_BODY(softmax_xent) {
     EVO_UNPACK(softmax_xent);
     const int r = g.bx * (blockDim.x / EVO_WARP) + threadIdx.x / EVO_WARP;
     const int lane = threadIdx.x % EVO_WARP;
     const bool live = r < n;  // dead warps still run the shuffles, harmlessly
-    const float* z = logits + (long long)(live ? r : 0) * classes;
+    const EVO_ACT* z = logits + (long long)(live ? r : 0) * classes;
     // Maximum and the first index holding it.
     float mx = -INFINITY;
     int arg = classes;
@@ -48,13 +48,14 @@ EVO_BODY(softmax_xent) {
         correct[r] = arg == label ? 1.0f : 0.0f;
     }
     if (dlogits) {
-        float* dz = dlogits + (long long)r * classes;
+        EVO_ACT* dz = dlogits + (long long)r * classes;
         const float inv = 1.0f / (float)n;
         for (int j = lane; j < classes; j += EVO_WARP) dz[j] = (expf(z[j] - lse) - (j == label ? 1.0f : 0.0f)) * inv;
     }
 }
 EVO_KERNELS(softmax_xent);
 
+#ifndef EVO_BF16_PASS  // float32 in and out: one copy is enough
 // reduce_sum: out[0] = sum of in[0..n) in a fixed order (each thread sums a
 // strided subset, then a block tree), so the total is reproducible. A
 // single block: it totals per-sample or per-block partial values, which are
@@ -69,3 +70,4 @@ EVO_BODY(reduce_sum) {
     if (threadIdx.x == 0) out[0] = s;
 }
 EVO_KERNELS(reduce_sum);
+#endif

@@ -22,7 +22,7 @@ static __device__ __forceinline__ void evo_pool_window(int oy, int ox, int H, in
 
 // evo_pool_first_max is the row-major index of the first maximum of a
 // clipped window (nets.RefMaxPoolBackward's tie rule).
-static __device__ __forceinline__ int evo_pool_first_max(const float* xp, int W, int y0, int y1, int x0, int x1) {
+static __device__ __forceinline__ int evo_pool_first_max(const EVO_ACT* xp, int W, int y0, int y1, int x0, int x1) {
     int arg = -1;
     float best = -INFINITY;
     for (int iy = y0; iy < y1; iy++)
@@ -46,7 +46,7 @@ static __device__ __forceinline__ void evo_pool_outputs(int i, int n, int k, int
 
 // max_pool_fwd: y = max over the clipped window. Matches
 // nets.RefMaxPoolForward.
-#define EVO_PARAMS_max_pool_fwd(X) X(const float* __restrict__, x) X(float* __restrict__, y) X(int, planes) \
+#define EVO_PARAMS_max_pool_fwd(X) X(const EVO_ACT* __restrict__, x) X(EVO_ACT* __restrict__, y) X(int, planes) \
     X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
 EVO_BODY(max_pool_fwd) {
     EVO_UNPACK(max_pool_fwd);
@@ -54,7 +54,7 @@ EVO_BODY(max_pool_fwd) {
         const int q = evo_div(i, OW), ox = (int)(i - (long long)q * OW);
         const int oy = q % OH;
         const long long p = q / OH;
-        const float* xp = x + p * H * W;
+        const EVO_ACT* xp = x + p * H * W;
         int y0, y1, x0, x1;
         evo_pool_window(oy, ox, H, W, k, stride, pad, &y0, &y1, &x0, &x1);
         float best = -INFINITY;
@@ -68,8 +68,8 @@ EVO_KERNELS(max_pool_fwd);
 // max_pool_bwd: dx[(iy,ix)] += dy of every output whose window's first
 // maximum (row-major) is (iy, ix) (with set, the sum starts from 0 instead
 // of dx). Matches nets.RefMaxPoolBackward, adding in its (oy, ox) order.
-#define EVO_PARAMS_max_pool_bwd(X) X(const float* __restrict__, x) X(const float* __restrict__, dy) \
-    X(float* __restrict__, dx) X(int, planes) X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) \
+#define EVO_PARAMS_max_pool_bwd(X) X(const EVO_ACT* __restrict__, x) X(const EVO_ACT* __restrict__, dy) \
+    X(EVO_ACT* __restrict__, dx) X(int, planes) X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) \
     X(int, pad) X(int, set)
 EVO_BODY(max_pool_bwd) {
     EVO_UNPACK(max_pool_bwd);
@@ -77,8 +77,8 @@ EVO_BODY(max_pool_bwd) {
         const int q = evo_div(i, W), ix = (int)(i - (long long)q * W);
         const int iy = q % H;
         const long long p = q / H;
-        const float* xp = x + p * H * W;
-        const float* dyp = dy + p * OH * OW;
+        const EVO_ACT* xp = x + p * H * W;
+        const EVO_ACT* dyp = dy + p * OH * OW;
         const int self = iy * W + ix;
         int oy0, oy1, ox0, ox1;
         evo_pool_outputs(iy, OH, k, stride, pad, &oy0, &oy1);
@@ -97,7 +97,7 @@ EVO_KERNELS(max_pool_bwd);
 
 // avg_pool_fwd: y = mean of the clipped window. Matches
 // nets.RefAvgPoolForward.
-#define EVO_PARAMS_avg_pool_fwd(X) X(const float* __restrict__, x) X(float* __restrict__, y) X(int, planes) \
+#define EVO_PARAMS_avg_pool_fwd(X) X(const EVO_ACT* __restrict__, x) X(EVO_ACT* __restrict__, y) X(int, planes) \
     X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad)
 EVO_BODY(avg_pool_fwd) {
     EVO_UNPACK(avg_pool_fwd);
@@ -105,7 +105,7 @@ EVO_BODY(avg_pool_fwd) {
         const int q = evo_div(i, OW), ox = (int)(i - (long long)q * OW);
         const int oy = q % OH;
         const long long p = q / OH;
-        const float* xp = x + p * H * W;
+        const EVO_ACT* xp = x + p * H * W;
         int y0, y1, x0, x1;
         evo_pool_window(oy, ox, H, W, k, stride, pad, &y0, &y1, &x0, &x1);
         float s = 0.0f;
@@ -119,7 +119,7 @@ EVO_KERNELS(avg_pool_fwd);
 // avg_pool_bwd: dx[(iy,ix)] += dy / window size for every output whose
 // clipped window holds (iy, ix) (with set, from 0 instead of dx). Matches
 // nets.RefAvgPoolBackward.
-#define EVO_PARAMS_avg_pool_bwd(X) X(const float* __restrict__, dy) X(float* __restrict__, dx) X(int, planes) \
+#define EVO_PARAMS_avg_pool_bwd(X) X(const EVO_ACT* __restrict__, dy) X(EVO_ACT* __restrict__, dx) X(int, planes) \
     X(int, H) X(int, W) X(int, OH) X(int, OW) X(int, k) X(int, stride) X(int, pad) X(int, set)
 EVO_BODY(avg_pool_bwd) {
     EVO_UNPACK(avg_pool_bwd);
@@ -127,7 +127,7 @@ EVO_BODY(avg_pool_bwd) {
         const int q = evo_div(i, W), ix = (int)(i - (long long)q * W);
         const int iy = q % H;
         const long long p = q / H;
-        const float* dyp = dy + p * OH * OW;
+        const EVO_ACT* dyp = dy + p * OH * OW;
         int oy0, oy1, ox0, ox1;
         evo_pool_outputs(iy, OH, k, stride, pad, &oy0, &oy1);
         evo_pool_outputs(ix, OW, k, stride, pad, &ox0, &ox1);

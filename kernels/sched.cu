@@ -8,27 +8,10 @@
 //
 // Every kernel here also has a grouped variant NAME_grouped (evo_cuda.h,
 // EVO_KERNELS), so one replayed launch serves a whole population. The file
-// uses data.cu's and sgd.cu's loops, so it compiles only after them, in
-// all_kernels.h's single translation unit.
+// uses sgd.cu's loops, so it compiles only after it, in all_kernels.h's
+// single translation unit. The batch gather of a replayed step,
+// gather_batch_sched, is in data.cu, which has a bfloat16 pass.
 #include "evo_cuda.h"
-
-// gather_batch_sched: gather_batch (data.cu) for step k = *counter: the
-// batch's image indices are idx + offsets[k] (idx holds every step's
-// indices back to back, offsets[k] where step k's nimg indices start) and
-// the augmentation seed is seed + k. Launch: element-wise shape over
-// nimg*C*H*W.
-#define EVO_PARAMS_gather_batch_sched(X) X(const unsigned char* __restrict__, pixels) \
-    X(const unsigned char* __restrict__, labels) X(const int* __restrict__, idx) \
-    X(const int* __restrict__, offsets) X(const int* __restrict__, counter) X(int, nimg) X(int, C) X(int, H) \
-    X(int, W) X(const float* __restrict__, mean) X(const float* __restrict__, stdev) X(int, padCrop) X(int, flip) \
-    X(int, cutout) X(long long, seed) X(float* __restrict__, x) X(int* __restrict__, y)
-EVO_BODY(gather_batch_sched) {
-    EVO_UNPACK(gather_batch_sched);
-    const int k = *counter;
-    evo_gather_batch(pixels, labels, idx + offsets[k], nimg, C, H, W, mean, stdev, padCrop, flip, cutout, seed + k,
-                     x, y, g);
-}
-EVO_KERNELS(gather_batch_sched);
 
 // evo_log_sum stores (the sum of per[0..n)) / div in log[*counter], the
 // sum taken as reduce_sum (loss.cu) takes it: a strided sum per thread,

@@ -147,7 +147,32 @@ func Run(t *testing.T, b nets.Backend, tol Tolerance) {
 // subtest each (named by its index in cs and the case).
 func RunCases(t *testing.T, b nets.Backend, cs []Case, tol Tolerance) {
 	t.Helper()
+	RunCasesStored(t, b, cs, func(Case) Tolerance { return tol }, nil)
+}
+
+// RunCasesStored is RunCases for a backend that stores activations in a
+// narrower type: store rounds a slice in place as the backend's storage
+// would. Both sides then start from the stored (rounded) inputs, input
+// gradients and output gradients, so the reference computes on exactly
+// what the backend's kernels read, and the tolerance, per case, only has
+// to cover the rounding of the backend's results (and of any intermediate
+// activations the case's op stores). A nil store is RunCases.
+func RunCasesStored(t *testing.T, b nets.Backend, cs []Case, tolOf func(Case) Tolerance, store func([]float32)) {
+	t.Helper()
+	round := func(a *nets.Args) {
+		if store == nil {
+			return
+		}
+		for _, v := range a.In {
+			store(v)
+		}
+		for _, v := range a.DIn {
+			store(v)
+		}
+		store(a.DOut)
+	}
 	for i, c := range cs {
+		tol := tolOf(c)
 		t.Run(fmt.Sprintf("%d/%v", i, c), func(t *testing.T) {
 			for _, training := range []bool{true, false} {
 				seed := uint64(1000 + i)
@@ -156,6 +181,8 @@ func RunCases(t *testing.T, b nets.Backend, cs []Case, tol Tolerance) {
 					t.Skipf("case does not fit: %v", err)
 				}
 				got, _ := tensors(c, seed, training)
+				round(want)
+				round(got)
 				nets.Ref{}.Forward(c.Op, want)
 				b.Forward(c.Op, got)
 				mode := "eval"
