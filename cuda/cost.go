@@ -24,12 +24,12 @@ func (c Cost) Add(o Cost) Cost { return Cost{Bytes: c.Bytes + o.Bytes, FLOPs: c.
 // given grid and arguments, as the backend passes them. A kernel it does not
 // know, or arguments of unexpected types, cost zero (unknown).
 func LaunchCost(kernel string, grid Dim3, args []any) Cost {
-	f := costFunc(kernel)
+	f, ea := costFunc(kernel)
 	if f == nil {
 		return Cost{}
 	}
 	bad := false
-	c := f(costArgs{args: args, bad: &bad}, grid)
+	c := f(costArgs{args: args, bad: &bad, act: ea[0], ea: ea}, grid)
 	if bad || c.Bytes < 0 || c.FLOPs < 0 {
 		return Cost{}
 	}
@@ -40,24 +40,42 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 // kernels' (attention_tc3_fwd -> attention_fwd).
 var attnTCNames = strings.NewReplacer("attention_tc3_", "attention_", "attention_tc_", "attention_")
 
-// costFunc is kernel's entry of costFuncs (nil: none); attention's
-// head-size variants attention_*_d<cap>, attention_tc_*_d<cap> and
-// attention_tc3_*_d<cap> share one.
-func costFunc(kernel string) func(a costArgs, grid Dim3) Cost {
+// costFunc is kernel's entry of costFuncs (nil: none) and the element
+// sizes of its activations: 4 bytes, or 2 for a bfloat16 twin (NAME_bf16);
+// for gemm_strided's mixed twins (gemm_strided_XYZ) the sizes of A, B and
+// C. Attention's head-size variants attention_*_d<cap>,
+// attention_tc_*_d<cap> and attention_tc3_*_d<cap> share one entry.
+func costFunc(kernel string) (func(a costArgs, grid Dim3) Cost, [3]int64) {
+	ea := [3]int64{f32, f32, f32}
+	if base, ok := strings.CutSuffix(kernel, bf16Suffix); ok {
+		return costFuncs[base], [3]int64{2, 2, 2}
+	}
+	if mix, ok := strings.CutPrefix(kernel, "gemm_strided_"); ok && len(mix) == 3 && strings.Trim(mix, "fb") == "" {
+		for k := range mix {
+			if mix[k] == 'b' {
+				ea[k] = 2
+			}
+		}
+		return gemmCost, ea
+	}
 	if i := strings.LastIndex(kernel, "_d"); i > 0 && strings.HasPrefix(kernel, "attention_") && isCap(kernel[i+2:]) {
 		kernel = kernel[:i]
 		// The tensor-core kernels take the same arguments and do the
 		// same useful work (3xTF32's extra products are not counted).
 		kernel = attnTCNames.Replace(kernel)
 	}
-	return costFuncs[kernel]
+	return costFuncs[kernel], ea
 }
 
 // costArgs reads a launch's integer arguments by position; bad is set when
-// one is missing or not an integer.
+// one is missing or not an integer. act is the size of an activation
+// element (4, or 2 in a bfloat16 twin); ea, for gemm_strided, the sizes
+// of A's, B's and C's elements.
 type costArgs struct {
 	args []any
 	bad  *bool
+	act  int64
+	ea   [3]int64
 }
 
 // i is argument k as an integer (int32, uint32 or int64); anything else
@@ -98,80 +116,80 @@ const f32 = 4 // bytes per float
 // the kernel's EVO_PARAMS list in kernels/*.cu).
 var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	// Element-wise: x, y, n and friends.
-	"relu_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2)} },
-	"relu_bwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (4 - a.i(4)) * f32 * a.i(3)} }, // x, dy, dx += (or =)
-	"add2_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(3)} },
-	"add_acc":    func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * f32 * a.i(2)} },
-	"fill_f32":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2)} },
+	"relu_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * a.act * a.i(2)} },
+	"relu_bwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (4 - a.i(4)) * a.act * a.i(3)} }, // x, dy, dx += (or =)
+	"add2_fwd":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * a.act * a.i(3)} },
+	"add_acc":    func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 3 * a.act * a.i(2)} },
+	"fill_f32":   func(a costArgs, _ Dim3) Cost { return Cost{Bytes: a.act * a.i(2)} },
 	"reduce_sum": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(1)} },
 	"sumsq_partial": func(a costArgs, _ Dim3) Cost {
 		return Cost{Bytes: f32 * a.i(1)}
 	},
-	"concat_copy": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(3)} },
-	"concat_bwd":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (3 - a.i(6)) * f32 * a.i(2) * a.i(3)} },
+	"concat_copy": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * a.act * a.i(2) * a.i(3)} },
+	"concat_bwd":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (3 - a.i(6)) * a.act * a.i(2) * a.i(3)} },
 	"global_avg_pool_fwd": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * a.i(2) * (a.i(3) + 1)}
+		return Cost{Bytes: a.act * a.i(2) * (a.i(3) + 1)}
 	},
 	"global_avg_pool_bwd": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(4))*a.i(3) + 1)}
+		return Cost{Bytes: a.act * a.i(2) * ((2-a.i(4))*a.i(3) + 1)}
 	},
 	// planes, h, w, oh, ow at 2..6.
-	"strided_gather": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32 * a.i(2) * a.i(5) * a.i(6)} },
+	"strided_gather": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * a.act * a.i(2) * a.i(5) * a.i(6)} },
 	"strided_scatter_add": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: (3 + a.set(9)) * f32 * a.i(2) * a.i(5) * a.i(6)} // gs, dx +=, the mask at those positions
+		return Cost{Bytes: (3 + a.set(9)) * a.act * a.i(2) * a.i(5) * a.i(6)} // gs, dx +=, the mask at those positions
 	},
 	"linear_bias_rows": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * (a.i(2)*a.i(3) + a.i(3))}
+		return Cost{Bytes: a.act*a.i(2)*a.i(3) + f32*a.i(3)}
 	},
 	"linear_bias_grad": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * (a.i(2)*a.i(3) + 2*a.i(3))}
+		return Cost{Bytes: a.act*a.i(2)*a.i(3) + f32*2*a.i(3)}
 	},
 	"softmax_xent": func(a costArgs, _ Dim3) Cost {
 		n, cl := a.i(2), a.i(3)
-		return Cost{Bytes: f32 * (2*n*cl + 4*n)}
+		return Cost{Bytes: a.act*2*n*cl + f32*4*n}
 	},
 	// Pools: planes, H, W, OH, OW at 2..6 (max_pool_bwd: at 3..7, after x, dy, dx).
-	"max_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
+	"max_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: a.act * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
 	"max_pool_bwd": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * a.i(3) * ((3-a.i(11))*a.i(4)*a.i(5) + a.i(6)*a.i(7))} // x, dx += (or =), dy
+		return Cost{Bytes: a.act * a.i(3) * ((3-a.i(11))*a.i(4)*a.i(5) + a.i(6)*a.i(7))} // x, dx += (or =), dy
 	},
-	"avg_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
+	"avg_pool_fwd": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: a.act * a.i(2) * (a.i(3)*a.i(4) + a.i(5)*a.i(6))} },
 	"avg_pool_bwd": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * a.i(2) * ((2-a.i(10))*a.i(3)*a.i(4) + a.i(5)*a.i(6))} // dx += (or =), dy
+		return Cost{Bytes: a.act * a.i(2) * ((2-a.i(10))*a.i(3)*a.i(4) + a.i(5)*a.i(6))} // dx += (or =), dy
 	},
 	// Batch norm: N, C, HW after the pointers.
 	// add2_bn_fwd (a, b, y, n, C, HW, then each input's mean, stat, gamma,
 	// beta, null when it has no norm): a, b and y, and per norm 4C.
 	"add2_bn_fwd": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * (3*a.i(3) + 4*a.i(4)*(a.set(6)+a.set(10)))}
+		return Cost{Bytes: a.act*3*a.i(3) + f32*4*a.i(4)*(a.set(6)+a.set(10))}
 	},
-	"bn_stats": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(4)*a.i(5)*a.i(6) + 6*a.i(5))} },
-	"bn_apply": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (2*a.i(6)*a.i(7)*a.i(8) + 4*a.i(7))} },
+	"bn_stats": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: a.act*a.i(4)*a.i(5)*a.i(6) + f32*6*a.i(5)} },
+	"bn_apply": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: a.act*2*a.i(6)*a.i(7)*a.i(8) + f32*4*a.i(7)} },
 	"bn_bwd_reduce": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * (2*a.i(6)*a.i(7)*a.i(8) + 6*a.i(7))}
+		return Cost{Bytes: a.act*2*a.i(6)*a.i(7)*a.i(8) + f32*6*a.i(7)}
 	},
 	"bn_bwd_dx": func(a costArgs, _ Dim3) Cost {
-		return Cost{Bytes: f32 * ((4-a.i(9))*a.i(6)*a.i(7)*a.i(8) + 5*a.i(7))}
+		return Cost{Bytes: a.act*(4-a.i(9))*a.i(6)*a.i(7)*a.i(8) + f32*5*a.i(7)}
 	},
 	// Convolutions: x|dy, w|dy, y|dx|dw, then N, C, H, W, K, OH, OW, k,
 	// stride, pad, dil, groups (depthwise forward: no N, grid.z is N; no
 	// groups, it is C).
 	"conv2d_fwd": func(a costArgs, _ Dim3) Cost {
 		g := convCostGeom(a, 3, -1, 0)
-		return Cost{Bytes: f32 * (g.in + g.w + g.out), FLOPs: g.flops}
+		return Cost{Bytes: a.act*(g.in+g.out) + f32*g.w, FLOPs: g.flops}
 	},
 	"conv2d_fwd_depthwise": func(a costArgs, grid Dim3) Cost {
 		g := convCostGeom(a, 3, int64(grid.Z), -1)
-		return Cost{Bytes: f32 * (g.in + g.w + g.out), FLOPs: g.flops}
+		return Cost{Bytes: a.act*(g.in+g.out) + f32*g.w, FLOPs: g.flops}
 	},
 	"conv2d_bwd_data": func(a costArgs, _ Dim3) Cost {
 		g := convCostGeom(a, 3, -1, 0)
 		// dx += (or = with set); a mask (a folded ReLU's input) is read too
-		return Cost{Bytes: f32 * ((2-a.i(15)+a.set(16))*g.in + g.w + g.out), FLOPs: g.flops}
+		return Cost{Bytes: a.act*((2-a.i(15)+a.set(16))*g.in+g.out) + f32*g.w, FLOPs: g.flops}
 	},
 	"conv2d_bwd_weight": func(a costArgs, _ Dim3) Cost {
 		g := convCostGeom(a, 3, -1, 0)
-		return Cost{Bytes: f32 * (g.in + 2*g.w + g.out), FLOPs: g.flops} // dw +=
+		return Cost{Bytes: a.act*(g.in+g.out) + f32*2*g.w, FLOPs: g.flops} // dw +=
 	},
 	"gemm_strided": gemmCost,
 	// conv1x1_bwd (x, w, dy, dx, dw, Ci, Co, HW, strips, set, relu; grid.y
@@ -182,18 +200,16 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	"convdw_bwd": func(a costArgs, grid Dim3) Cost {
 		n, c, in, out, taps := int64(max(grid.Y, 1)), a.i(5), a.i(6)*a.i(7), a.i(8)*a.i(9), a.i(10)*a.i(10)
 		wantDx, wantDw := a.set(3), a.set(4)
-		bytes := n*c*(in+out) + c*taps + wantDx*n*c*in*(2-a.i(14)) + wantDw*2*c*taps
-		bytes += a.set(16) * (n*c*out + 5*c) // a folded batch norm: its input, statistics, sums, gamma
-		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * c * out * taps * (wantDx + wantDw)}
+		acts := n*c*(in+out) + wantDx*n*c*in*(2-a.i(14)) + a.set(16)*n*c*out // x, dy, dx, a folded norm's input
+		floats := c*taps + wantDw*2*c*taps + a.set(16)*5*c                   // w, dw +=, the norm's statistics, sums, gamma
+		return Cost{Bytes: a.act*acts + f32*floats, FLOPs: 2 * n * c * out * taps * (wantDx + wantDw)}
 	},
 	"conv1x1_bwd": func(a costArgs, grid Dim3) Cost {
 		n, ci, co, hw := int64(max(grid.Y, 1)), a.i(5), a.i(6), a.i(7)
 		wantDx, wantDw := a.set(3), a.set(4)
-		bytes := n*hw*(co+ci) + ci*co                // dy, x, w
-		bytes += wantDx * n * ci * hw * (2 - a.i(9)) // dx
-		bytes += wantDw * 2 * ci * co                // dw +=
-		bytes += a.set(11) * (n*co*hw + 5*co)        // a folded batch norm: its input, statistics, sums, gamma
-		return Cost{Bytes: f32 * bytes, FLOPs: 2 * n * hw * ci * co * (wantDx + wantDw)}
+		acts := n*hw*(co+ci) + wantDx*n*ci*hw*(2-a.i(9)) + a.set(11)*n*co*hw // dy, x, dx, a folded norm's input
+		floats := ci*co + wantDw*2*ci*co + a.set(11)*5*co                   // w, dw +=, the norm's statistics, sums, gamma
+		return Cost{Bytes: a.act*acts + f32*floats, FLOPs: 2 * n * hw * ci * co * (wantDx + wantDw)}
 	},
 	// Attention (x, y, lse, dy, delta, C, P, heads, and set for the
 	// backward kernels; grid.z is N): the
@@ -223,11 +239,11 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	// The population step's own kernels (kernels/sched.cu).
 	"gather_batch_sched": func(a costArgs, _ Dim3) Cost {
 		px := a.i(5) * a.i(6) * a.i(7) * a.i(8)
-		return Cost{Bytes: px*(1+f32) + a.i(5)*(1+f32)} // uint8 pixels in, floats out, labels
+		return Cost{Bytes: px*(1+a.act) + a.i(5)*(1+f32)} // uint8 pixels in, activations out, labels
 	},
 	"gather_batch": func(a costArgs, _ Dim3) Cost {
 		px := a.i(3) * a.i(4) * a.i(5) * a.i(6)
-		return Cost{Bytes: px*(1+f32) + a.i(3)*(1+f32)}
+		return Cost{Bytes: px*(1+a.act) + a.i(3)*(1+f32)}
 	},
 	"loss_log":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(1) + 1)} },
 	"count_log": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: f32 * (a.i(1) + 1)} },
@@ -236,6 +252,10 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	},
 	"sgd_update":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 5 * f32 * a.i(3)} },
 	"counter_add": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: 2 * f32} },
+	// act_widen (src, dst, n): activations in, float32 out; act_narrow
+	// (src, dst, n, set): float32 in, activations stored or added.
+	"act_widen":  func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (a.act + f32) * a.i(2)} },
+	"act_narrow": func(a costArgs, _ Dim3) Cost { return Cost{Bytes: (f32 + (2-a.i(3))*a.act) * a.i(2)} },
 }
 
 type convGeomCost struct{ in, w, out, flops int64 }
@@ -286,7 +306,8 @@ func gemmCost(a costArgs, grid Dim3) Cost {
 	if acc != 0 {
 		cOut += cSize // read before the add
 	}
-	return Cost{Bytes: f32 * (m*k*times(sab, sar) + k*n*times(sbb, sbr) + cOut), FLOPs: 2 * m * n * k * r * z}
+	ea, eb, ec := a.ea[0], a.ea[1], a.ea[2]
+	return Cost{Bytes: ea*m*k*times(sab, sar) + eb*k*n*times(sbb, sbr) + ec*cOut, FLOPs: 2 * m * n * k * r * z}
 }
 
 // isCap reports whether s is a head-size cap's number (the "16" of

@@ -130,8 +130,8 @@ func TestLaunchCostExact(t *testing.T) {
 // TestLaunchCostCoversKernels: every kernel a population step or the
 // backend launches has a cost.
 func TestLaunchCostCoversKernels(t *testing.T) {
-	for _, k := range append(StepKernels(), "gather_batch_sched", "loss_log", "count_log", "sgd_update_sched") {
-		if costFunc(k) == nil {
+	for _, k := range append(append(StepKernels(), "gather_batch_sched", "loss_log", "count_log", "sgd_update_sched"), bf16Kernels()...) {
+		if f, _ := costFunc(k); f == nil {
 			t.Errorf("%s: no cost", k)
 		}
 	}
@@ -141,9 +141,44 @@ func TestLaunchCostCoversKernels(t *testing.T) {
 			if LaunchCost(k, Dim3{X: 1}, make([]any, 0)) != (Cost{}) {
 				t.Fatalf("%s: a cost without arguments", k)
 			}
-			if costFunc(k) == nil {
+			if f, _ := costFunc(k); f == nil {
 				t.Errorf("%v: kernel %s has no cost", op, k)
 			}
+		}
+	}
+}
+
+// TestLaunchCostBF16: a bfloat16 twin moves 2 bytes per activation and 4
+// per float32 value; gemm_strided's mixed twins charge each operand its
+// own size.
+func TestLaunchCostBF16(t *testing.T) {
+	p := DevicePtr(64)
+	cases := []struct {
+		kernel string
+		grid   Dim3
+		args   []any
+		want   int64
+	}{
+		{"relu_fwd_bf16", Dim3{X: 1}, []any{p, p, i64(100)}, 2 * 2 * 100},
+		// bn_apply: x, y activations (N*C*HW = 2*3*5), mean, stat, gamma, beta float32 (4C)
+		{"bn_apply_bf16", Dim3{X: 1}, []any{p, p, p, p, p, p, i32(2), i32(3), i32(5), i32(0)}, 2*2*30 + 4*4*3},
+		{"bn_apply", Dim3{X: 1}, []any{p, p, p, p, p, p, i32(2), i32(3), i32(5), i32(0)}, 4*2*30 + 4*4*3},
+		// act_narrow adding 10 values: float32 in, bfloat16 read and written
+		{"act_narrow_bf16", Dim3{X: 1}, []any{p, p, i64(10), i32(0)}, (4 + 2*2) * 10},
+	}
+	for _, c := range cases {
+		if got := LaunchCost(c.kernel, c.grid, c.args).Bytes; got != c.want {
+			t.Errorf("%s: %d bytes, want %d", c.kernel, got, c.want)
+		}
+	}
+	// A weight (A, float32, M x K = 4 x 3) times an activation (B,
+	// bfloat16, K x N = 3 x 5) into an activation (C, bfloat16), stored.
+	g := []any{i32(4), i32(5), i32(3), i32(1), p, i64(0), i64(0), i32(3), i32(1), p, i64(0), i64(0), i32(5), i32(1),
+		p, i64(0), i32(5), i32(1), i32(0), i32(16), i32(16), i32(0), DevicePtr(0)}
+	for kernel, want := range map[string]int64{"gemm_strided": 4 * (12 + 15 + 20), "gemm_strided_fbb": 4*12 + 2*15 + 2*20,
+		"gemm_strided_bbf": 2*12 + 2*15 + 4*20, "gemm_strided_bfb": 2*12 + 4*15 + 2*20} {
+		if got := LaunchCost(kernel, Dim3{X: 1, Y: 1, Z: 1}, g); got.Bytes != want || got.FLOPs != 2*4*5*3 {
+			t.Errorf("%s: %+v, want %d bytes and %d FLOPs", kernel, got, want, 2*4*5*3)
 		}
 	}
 }

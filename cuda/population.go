@@ -527,7 +527,7 @@ type recorder struct {
 
 func (r *recorder) Launch(kernel string, grid, block Dim3, shared int, _ Stream, args ...any) error {
 	a := append([]any(nil), args...)
-	if r.bnMomentum != 0 && kernel == "bn_stats" && len(a) > 0 {
+	if r.bnMomentum != 0 && strings.TrimSuffix(kernel, bf16Suffix) == "bn_stats" && len(a) > 0 {
 		a[len(a)-1] = r.bnMomentum
 	}
 	r.cmds = append(r.cmds, Cmd{Kind: CmdLaunch, Kernel: kernel, Grid: grid, Block: block, Shared: shared, Stream: r.stream, Args: a,
