@@ -26,6 +26,8 @@ type PopulationOptions struct {
 	// Precision of the products that may run on tensor cores (FP32 by
 	// default; TF32 puts attention on them).
 	Precision cuda.Precision
+	// Storage of activations and their gradients (F32 by default).
+	Storage cuda.Storage
 }
 
 // DefaultPopulationOptions is proxy-50.
@@ -112,6 +114,7 @@ type PopulationResult struct {
 	Bench            string         `json:"bench"` // "population"
 	Stage            string         `json:"stage"`
 	Precision        string         `json:"precision"`
+	Storage          string         `json:"storage"`
 	Device           string         `json:"device"`
 	Candidates       int            `json:"candidates"`
 	Epochs           int            `json:"epochs"`
@@ -153,11 +156,11 @@ func Population(ctx context.Context, d cuda.Driver, o PopulationOptions, stage c
 	if err != nil {
 		return PopulationResult{}, err
 	}
-	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, cands, cuda.PopOptions{Stage: stage, Precision: o.Precision})
+	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, cands, cuda.PopOptions{Stage: stage, Precision: o.Precision, Storage: o.Storage})
 	if err != nil {
 		return PopulationResult{}, err
 	}
-	res := PopulationResult{Bench: "population", Stage: stage.String(), Precision: o.Precision.String(), Device: d.Name(), Candidates: len(cands),
+	res := PopulationResult{Bench: "population", Stage: stage.String(), Precision: o.Precision.String(), Storage: o.Storage.String(), Device: d.Name(), Candidates: len(cands),
 		Epochs: o.Epochs, StepsPerCand: st.StepsPerCandidate, Waves: st.Waves, Seconds: round(st.Seconds, 3),
 		EvalsPerGPUHour: round(st.EvalsPerHour(), 1), ImagesPerS: round(st.ImagesPerSec(), 1),
 		LaunchesPerStep: st.LaunchesPerStep, HostCallsPerStep: st.HostCallsPerStep,

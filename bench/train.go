@@ -102,12 +102,12 @@ func Train(ctx context.Context, o TrainOptions) (res TrainResult, err error) {
 // TrainResident runs the same benchmark on d through the device-resident
 // trainer that train --device cuda uses (cuda.TrainPopulation with one
 // candidate: data on the device, fused grouped launches replayed as a CUDA
-// graph, at precision p): o.Steps training steps of batch o.Batch on a
+// graph, at precision p, activations stored as s): o.Steps training steps of batch o.Batch on a
 // synthetic set of that many batches. The time is the training loop's
 // (after the step is built and captured, before scoring), so it is a
 // steady-state figure; o.Warmup is not used (one call cannot warm a graph
 // for the next).
-func TrainResident(ctx context.Context, d cuda.Driver, o TrainOptions, p cuda.Precision) (TrainResult, error) {
+func TrainResident(ctx context.Context, d cuda.Driver, o TrainOptions, p cuda.Precision, s cuda.Storage) (TrainResult, error) {
 	if o.Steps <= 0 {
 		o.Steps = 20
 	}
@@ -121,7 +121,7 @@ func TrainResident(ctx context.Context, d cuda.Driver, o TrainOptions, p cuda.Pr
 	train, val := data.Synthetic(o.Steps*o.Batch, 3, 32, 32, 10, 1), data.Synthetic(o.Batch, 3, 32, 32, 10, 2)
 	cfg := nets.DefaultTrainConfig()
 	cfg.BatchSize, cfg.Seed = o.Batch, 1
-	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, []cuda.PopCandidate{{Graph: g, Cfg: cfg}}, cuda.PopOptions{Precision: p})
+	rs, st, err := cuda.TrainPopulation(ctx, d, train, val, []cuda.PopCandidate{{Graph: g, Cfg: cfg}}, cuda.PopOptions{Precision: p, Storage: s})
 	if err != nil {
 		return TrainResult{}, fmt.Errorf("bench train on %s: %w", d.Name(), err)
 	}
@@ -133,7 +133,7 @@ func TrainResident(ctx context.Context, d cuda.Driver, o TrainOptions, p cuda.Pr
 	}
 	ips := float64(st.Images) / st.TrainSeconds
 	return TrainResult{
-		Bench: "train", Arch: "DARTS_V2 C=16 L=5 3x32x32", Backend: fmt.Sprintf("cuda/%s resident (%s, %s)", d.Name(), st.Stage, p),
+		Bench: "train", Arch: "DARTS_V2 C=16 L=5 3x32x32", Backend: fmt.Sprintf("cuda/%s resident (%s, %s, %s activations)", d.Name(), st.Stage, p, s),
 		Workers: 1, Batch: o.Batch, Steps: st.StepsPerCandidate,
 		ImagesPerS: round(ips, 1), GFLOPs: round(ips*3*float64(g.FLOPs())/1e9, 1), StepMs: round(1000*st.StepSeconds, 3),
 		ForwardFLOPs: g.FLOPs(), Params: g.NumParams(), PeakRSSMB: round(PeakRSSMB(), 1),

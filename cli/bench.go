@@ -31,6 +31,7 @@ var benchTrainCommand = &ucli.Command{
 		&ucli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size"},
 		&ucli.StringFlag{Name: "backend", Value: "cpu", Usage: "cpu (fast path), cpu-ref (the plain reference), cuda (GPU 0 through the device-resident trainer of train --device cuda; a -tags cuda build), cuda-ops (GPU 0 op by op, inputs copied in and out: the conformance path), or cuda-emu / cuda-ops-emu (the same on the CPU emulator: slow, for checking)"},
 		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "with cuda or cuda-emu: fp32, tf32 or 3xtf32 (attention on the tensor cores; DARTS_V2 has none)"},
+		&ucli.StringFlag{Name: "storage", Value: "fp32", Usage: "with cuda or cuda-emu: fp32 or bf16 (activations and their gradients as bfloat16)"},
 		workersFlag,
 	},
 	Action: func(c *ucli.Context) error {
@@ -40,6 +41,10 @@ var benchTrainCommand = &ucli.Command{
 		prec, err := cuda.ParsePrecision(c.String("precision"))
 		if err != nil {
 			return usagef("--precision: %v", err)
+		}
+		store, err := cuda.ParseStorage(c.String("storage"))
+		if err != nil {
+			return usagef("--storage: %v", err)
 		}
 		o := bench.TrainOptions{Steps: c.Int("steps"), Warmup: c.Int("warmup"), Batch: c.Int("batch-size"), Workers: workers(c)}
 		var r bench.TrainResult
@@ -66,7 +71,7 @@ var benchTrainCommand = &ucli.Command{
 				o.Backend = cb
 				r, err = bench.Train(c.Context, o)
 			} else {
-				r, err = bench.TrainResident(c.Context, d, o, prec)
+				r, err = bench.TrainResident(c.Context, d, o, prec, store)
 			}
 		default:
 			return usagef("--backend %q: unknown (valid: cpu, cpu-ref, cuda, cuda-emu, cuda-ops, cuda-ops-emu)", be)

@@ -18,11 +18,12 @@ var benchPopulationCommand = &ucli.Command{
 (C=16, L=5, synthetic 3x32x32 data, 5,000 train / 1,000 val, 5 epochs,
 batch 64) as one population, once per --stage: 1 one stream per candidate,
 2 launches fused across candidates, 3 fused and replayed as a CUDA graph.
-One JSON line per stage and --precision. --emit-genomes writes the genomes and recipe for
+One JSON line per stage, --precision and --storage. --emit-genomes writes the genomes and recipe for
 bench/torch_population.py (the PyTorch peer) and exits.`,
 	Flags: []ucli.Flag{
 		&ucli.StringFlag{Name: "stage", Value: "1,2,3", Usage: "stages to run, comma-separated"},
 		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "precisions to run each stage at, comma-separated: fp32 (every product in float32), tf32 (attention on the tensor cores), 3xtf32 (the same as 3xTF32, float32-like)"},
+		&ucli.StringFlag{Name: "storage", Value: "fp32", Usage: "activation storages to run each stage at, comma-separated: fp32, bf16 (activations and their gradients as bfloat16: half their bytes)"},
 		&ucli.IntFlag{Name: "candidates", Value: 50, Usage: "population size"},
 		&ucli.IntFlag{Name: "epochs", Value: 5, Usage: "proxy epochs"},
 		&ucli.IntFlag{Name: "train", Value: 5000, Usage: "training images"},
@@ -57,6 +58,10 @@ bench/torch_population.py (the PyTorch peer) and exits.`,
 		if err != nil {
 			return err
 		}
+		stores, err := parseStorages(c.String("storage"))
+		if err != nil {
+			return err
+		}
 		if dev := c.String("device"); dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
 		}
@@ -67,13 +72,15 @@ bench/torch_population.py (the PyTorch peer) and exits.`,
 		defer d.Close()
 		for _, st := range stages {
 			for _, p := range precs {
-				o.Precision = p
-				r, err := bench.Population(c.Context, d, o, st)
-				if err != nil {
-					return fmt.Errorf("bench population, stage %d, %s: %w", int(st), p, err)
-				}
-				if err := printJSONLine(c.App.Writer, r); err != nil {
-					return err
+				for _, s := range stores {
+					o.Precision, o.Storage = p, s
+					r, err := bench.Population(c.Context, d, o, st)
+					if err != nil {
+						return fmt.Errorf("bench population, stage %d, %s, %s activations: %w", int(st), p, s, err)
+					}
+					if err := printJSONLine(c.App.Writer, r); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -25,6 +25,7 @@ var (
 	layersFlag       = &ucli.IntFlag{Name: "layers", Value: 5, Usage: "number of cells L (reductions at L/3 and 2L/3)", Category: "network"}
 	workersFlag      = &ucli.IntFlag{Name: "workers", Value: 0, Usage: "CPU threads (0: all cores)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"}
 	gpuPrecisionFlag = &ucli.StringFlag{Name: "gpu-precision", Value: "fp32", Usage: "arithmetic of a GPU's products: fp32 (float32 throughout, as the CPU), tf32 (attention on the tensor cores: TF32 operands, float32 sums, relative errors near 1e-3) or 3xtf32 (attention on the tensor cores as 3xTF32: three products per one, errors near float32's)", Category: "compute"}
+	gpuStorageFlag   = &ucli.StringFlag{Name: "gpu-storage", Value: "fp32", Usage: "element type of a GPU's activations and their gradients: fp32, or bf16 (bfloat16: half the bytes of every memory-bound kernel; weights, momentum and every sum stay float32; losses within about 1% of float32's)", Category: "compute"}
 	gpuStageFlag     = &ucli.IntFlag{Name: "gpu-stage", Value: 3, Usage: "how a GPU trains a population: 1 one stream per candidate, 2 launches fused across candidates, 3 fused and replayed as a CUDA graph", Category: "compute"}
 	deviceFlag       = &ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0; a -tags cuda build) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"}
 	seedFlag         = &ucli.Uint64Flag{Name: "seed", Value: 1, Usage: "random seed (weights, batch order, augmentation, evolution)"}
@@ -143,7 +144,7 @@ func parsePrecisions(s string) ([]cuda.Precision, error) {
 	for _, f := range strings.Split(s, ",") {
 		p, err := cuda.ParsePrecision(strings.TrimSpace(f))
 		if err != nil {
-			return nil, usagef("--precision %q: %v", s, err)
+			return nil, usagef("--precision %q: %v%s", s, err, bf16Hint(strings.TrimSpace(f), "--storage"))
 		}
 		ps = append(ps, p)
 	}
@@ -156,10 +157,41 @@ func gpuPrecision(c *ucli.Context) cuda.Precision {
 	return p
 }
 
-// checkGPUPrecision validates --gpu-precision.
+// gpuStorage reads --gpu-storage (checked by checkGPUPrecision).
+func gpuStorage(c *ucli.Context) cuda.Storage {
+	s, _ := cuda.ParseStorage(c.String(gpuStorageFlag.Name))
+	return s
+}
+
+// checkGPUPrecision validates --gpu-precision and --gpu-storage.
 func checkGPUPrecision(c *ucli.Context) error {
 	if _, err := cuda.ParsePrecision(c.String(gpuPrecisionFlag.Name)); err != nil {
-		return usagef("--%s: %v", gpuPrecisionFlag.Name, err)
+		return usagef("--%s: %v%s", gpuPrecisionFlag.Name, err, bf16Hint(c.String(gpuPrecisionFlag.Name), "--"+gpuStorageFlag.Name))
+	}
+	if _, err := cuda.ParseStorage(c.String(gpuStorageFlag.Name)); err != nil {
+		return usagef("--%s: %v", gpuStorageFlag.Name, err)
 	}
 	return nil
+}
+
+// bf16Hint points a precision of "bf16" to the storage flag: bfloat16 is
+// how activations are stored, not the arithmetic of the products.
+func bf16Hint(prec, flag string) string {
+	if strings.EqualFold(prec, "bf16") || strings.EqualFold(prec, "bfloat16") {
+		return fmt.Sprintf(" (bfloat16 activations: %s bf16)", flag)
+	}
+	return ""
+}
+
+// parseStorages reads a comma-separated list of --storage names.
+func parseStorages(s string) ([]cuda.Storage, error) {
+	var ss []cuda.Storage
+	for _, f := range strings.Split(s, ",") {
+		st, err := cuda.ParseStorage(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usagef("--storage %q: %v", s, err)
+		}
+		ss = append(ss, st)
+	}
+	return ss, nil
 }

@@ -29,7 +29,7 @@ func TestSearchDeviceCudaEmu(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cuda-emu search: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "at once on emulator (graph, fp32)") || !strings.Contains(stdout, "best proxy accuracy") {
+	if !strings.Contains(stderr, "at once on emulator (graph, fp32, fp32 activations)") || !strings.Contains(stdout, "best proxy accuracy") {
 		t.Errorf("progress or summary missing:\n%s\n%s", stderr, stdout)
 	}
 	want, got := archiveLines(t, filepath.Join(cpu, "archive.jsonl")), archiveLines(t, filepath.Join(gpu, "archive.jsonl"))
@@ -49,38 +49,80 @@ func TestSearchDeviceCudaEmu(t *testing.T) {
 	}
 }
 
+// TestSearchGPUStorageBF16: a search whose GPU stores activations as
+// bfloat16 runs through the emulator, says so, and scores its candidates
+// (bfloat16 moves a proxy's accuracy by an image or so, not more).
+func TestSearchGPUStorageBF16(t *testing.T) {
+	dir := t.TempDir()
+	cpu, gpu := filepath.Join(dir, "cpu"), filepath.Join(dir, "gpu")
+	if code, _, stderr := runCLI(tinySearch(cpu, "--generations", "1", "--popsize", "2")...); code != 0 {
+		t.Fatalf("cpu search: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runCLI(tinySearch(gpu, "--generations", "1", "--popsize", "2", "--device", "cuda-emu", "--gpu-storage", "bf16")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "(graph, fp32, bf16 activations)") {
+		t.Errorf("the progress does not name the storage:\n%s", stderr)
+	}
+	want, got := archiveLines(t, filepath.Join(cpu, "archive.jsonl")), archiveLines(t, filepath.Join(gpu, "archive.jsonl"))
+	if len(got) != 2 || len(want) != 2 {
+		t.Fatalf("%d and %d archive lines, want 2", len(want), len(got))
+	}
+	for i := range want {
+		var fw, fg float64
+		_ = json.Unmarshal(want[i]["fitness"], &fw)
+		_ = json.Unmarshal(got[i]["fitness"], &fg)
+		if string(got[i]["status"]) != `"ok"` || string(want[i]["hash"]) != string(got[i]["hash"]) || math.Abs(fw-fg) > 2.0/12+1e-9 {
+			t.Errorf("candidate %d: cpu %s %s %.4f, gpu %s %s %.4f", i, want[i]["hash"], want[i]["status"], fw, got[i]["hash"], got[i]["status"], fg)
+		}
+	}
+}
+
 // TestBenchPopulation runs a tiny proxy-50 variant through the emulator
 // and writes the PyTorch peer's genome file.
 func TestBenchPopulation(t *testing.T) {
 	code, stdout, stderr := runCLI("bench", "population", "--device", "cuda-emu", "--stage", "2,3", "--candidates", "2",
-		"--epochs", "1", "--train", "16", "--val", "8", "--channels", "4", "--layers", "2", "--batch-size", "8", "--max-steps", "1")
+		"--epochs", "1", "--train", "16", "--val", "8", "--channels", "4", "--layers", "2", "--batch-size", "8", "--max-steps", "1",
+		"--storage", "fp32,bf16")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("%d lines, want one per stage: %q", len(lines), stdout)
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want one per stage and storage: %q", len(lines), stdout)
 	}
+	stepGB := map[string]float64{}
 	for i, l := range lines {
 		var r struct {
-			Bench, Stage        string
-			Candidates          int
-			EvalsPerGPUHour     float64 `json:"evals_per_gpu_hour"`
-			LaunchesPerStep     int     `json:"launches_per_step"`
-			HostCallsPerStep    int     `json:"host_calls_per_step"`
-			StepsPerCandidate   int     `json:"steps_per_candidate"`
-			Statuses            map[string]int
-			ImagesPerS, MeanFit float64
+			Bench, Stage, Storage string
+			StepGB                float64 `json:"step_gb"`
+			Candidates            int
+			EvalsPerGPUHour       float64 `json:"evals_per_gpu_hour"`
+			LaunchesPerStep       int     `json:"launches_per_step"`
+			HostCallsPerStep      int     `json:"host_calls_per_step"`
+			StepsPerCandidate     int     `json:"steps_per_candidate"`
+			Statuses              map[string]int
+			ImagesPerS, MeanFit   float64
 		}
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %d: %v: %s", i, err, l)
 		}
-		if r.Bench != "population" || r.Stage != []string{"fused", "graph"}[i] || r.Candidates != 2 || r.StepsPerCandidate != 1 ||
+		stepGB[r.Stage+"/"+r.Storage] = r.StepGB
+		if r.Bench != "population" || r.Stage != []string{"fused", "fused", "graph", "graph"}[i] || r.Storage != []string{"fp32", "bf16"}[i%2] ||
+			r.Candidates != 2 || r.StepsPerCandidate != 1 ||
 			r.EvalsPerGPUHour <= 0 || r.LaunchesPerStep == 0 || r.Statuses["ok"]+r.Statuses["diverged"] != 2 {
 			t.Errorf("line %d: %s", i, l)
 		}
 		if r.Stage == "graph" && r.HostCallsPerStep != 1 {
 			t.Errorf("graph stage: %d host calls per step", r.HostCallsPerStep)
+		}
+	}
+	// bfloat16 activations: the step moves fewer bytes (weights, their
+	// gradients and momentum stay float32, so not quite half).
+	for _, st := range []string{"fused", "graph"} {
+		if f, b := stepGB[st+"/fp32"], stepGB[st+"/bf16"]; !(b > 0.4*f && b < 0.8*f) {
+			t.Errorf("%s: %g GB a step with bf16 activations, %g with fp32: want 40-80%%", st, b, f)
 		}
 	}
 	path := filepath.Join(t.TempDir(), "genomes.json")
@@ -122,7 +164,13 @@ func TestGPUUsageErrors(t *testing.T) {
 		{[]string{"bench", "population", "--stage", "1,9"}, 2, `--stage "1,9"`},
 		{[]string{"bench", "population", "--candidates", "0"}, 2, "--candidates 0"},
 		{[]string{"bench", "population", "--device", "tpu"}, 2, `--device "tpu"`},
-		{tinySearch(out, "--gpu-precision", "bf16"), 2, `--gpu-precision: unknown precision "bf16"`},
+		{tinySearch(out, "--gpu-precision", "bf16"), 2, `--gpu-precision: unknown precision "bf16" (valid: fp32, tf32, 3xtf32) (bfloat16 activations: --gpu-storage bf16)`},
+		{tinySearch(out, "--gpu-storage", "fp16"), 2, `--gpu-storage: unknown activation storage "fp16"`},
+		{[]string{"worker", "--nats", "nats://127.0.0.1:1", "--device", "cuda-emu", "--gpu-storage", "int8"}, 2, `--gpu-storage: unknown activation storage "int8"`},
+		{[]string{"bench", "population", "--storage", "fp32,half"}, 2, `--storage "fp32,half"`},
+		{[]string{"bench", "population", "--precision", "bf16"}, 2, `(bfloat16 activations: --storage bf16)`},
+		{[]string{"bench", "train", "--backend", "cuda-emu", "--storage", "x"}, 2, `--storage: unknown activation storage "x"`},
+		{[]string{"profile", "--device", "cuda-emu", "--storage", "x", "--output", out}, 2, `--storage: unknown activation storage "x"`},
 		{[]string{"bench", "population", "--precision", "fp32,fp16"}, 2, `--precision "fp32,fp16"`},
 		{[]string{"bench", "kernels", "--device", "cuda-emu", "--precision", "fp64"}, 2, `--precision "fp64"`},
 		{[]string{"profile", "--device", "cuda-emu", "--precision", "x", "--output", out}, 2, `--precision: unknown precision "x"`},

@@ -68,6 +68,7 @@ an error.`,
 		&ucli.IntFlag{Name: "trace-steps", Value: 3, Usage: "training steps timed launch by launch", Category: "population"},
 		&ucli.IntFlag{Name: "stage", Value: 2, Usage: "1 one stream per candidate, 2 fused launches, 3 fused and replayed as a graph (traced steps run unreplayed)", Category: "population, and train on a GPU"},
 		&ucli.StringFlag{Name: "precision", Value: "fp32", Usage: "fp32 (every product in float32), tf32 or 3xtf32 (attention on the tensor cores)", Category: "population, and train on a GPU"},
+		&ucli.StringFlag{Name: "storage", Value: "fp32", Usage: "fp32, or bf16 (activations and their gradients as bfloat16)", Category: "population, and train on a GPU"},
 		&ucli.IntFlag{Name: "steps", Value: 5, Usage: "profiled training steps", Category: "train"},
 		&ucli.IntFlag{Name: "warmup", Value: 1, Usage: "unprofiled steps first", Category: "train"},
 		&ucli.IntFlag{Name: "size", Value: 32, Usage: "image height and width (3 channels, 10 classes)", Category: "train"},
@@ -215,6 +216,10 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 	if err != nil {
 		return nil, usagef("--precision: %v", err)
 	}
+	store, err := cuda.ParseStorage(c.String("storage"))
+	if err != nil {
+		return nil, usagef("--storage: %v", err)
+	}
 	if c.Int("trace-steps") < 1 {
 		return nil, usagef("--trace-steps %d: must be at least 1", c.Int("trace-steps"))
 	}
@@ -237,12 +242,12 @@ func profilePopulation(c *ucli.Context) (*profile.Report, error) {
 		return nil, err
 	}
 
-	opt := cuda.PopOptions{Stage: cuda.Stage(stage), Precision: prec, TraceSteps: c.Int("trace-steps")}
+	opt := cuda.PopOptions{Stage: cuda.Stage(stage), Precision: prec, Storage: store, TraceSteps: c.Int("trace-steps")}
 	r, rs, st, err := traceResident(c, "population", dev, d, train, val, cands, opt, 0)
 	if err != nil {
 		return nil, err
 	}
-	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "precision": prec.String(), "candidates": o.Candidates, "epochs": o.Epochs,
+	r.Options = map[string]any{"stage": cuda.Stage(stage).String(), "precision": prec.String(), "storage": store.String(), "candidates": o.Candidates, "epochs": o.Epochs,
 		"max_steps": o.MaxSteps, "train": o.Train, "val": o.Val, "channels": o.Channels, "layers": o.Layers,
 		"batch": o.Batch, "seed": o.Seed, "trace_steps": c.Int("trace-steps")}
 	r.Stats = residentStats(rs, st)
@@ -344,6 +349,10 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 		if err != nil {
 			return nil, usagef("--precision: %v", err)
 		}
+		store, err := cuda.ParseStorage(c.String("storage"))
+		if err != nil {
+			return nil, usagef("--storage: %v", err)
+		}
 		d, err := openDriver(dev)
 		if err != nil {
 			return nil, err
@@ -352,7 +361,7 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 		train, val := data.Synthetic((warm+steps)*n, 3, size, size, 10, int64(c.Uint64("seed"))), data.Synthetic(n, 3, size, size, 10, int64(c.Uint64("seed"))+1)
 		cfg := nets.DefaultTrainConfig()
 		cfg.BatchSize, cfg.Seed = n, c.Uint64("seed")
-		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int("stage")), Precision: prec, TraceSteps: warm + steps}
+		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int("stage")), Precision: prec, Storage: store, TraceSteps: warm + steps}
 		if opt.Stage < cuda.StageStreams || opt.Stage > cuda.StageGraph {
 			return nil, usagef("--stage %d: want 1, 2 or 3", c.Int("stage"))
 		}
@@ -361,7 +370,7 @@ func profileTrain(c *ucli.Context) (*profile.Report, error) {
 			return nil, err
 		}
 		r.Options = map[string]any{"arch": "DARTS_V2", "channels": c.Int("channels"), "layers": c.Int("layers"), "size": size,
-			"batch": n, "steps": steps, "warmup": warm, "stage": opt.Stage.String(), "precision": prec.String()}
+			"batch": n, "steps": steps, "warmup": warm, "stage": opt.Stage.String(), "precision": prec.String(), "storage": store.String()}
 		r.Stats = residentStats(rs, st)
 		r.Stats["params"], r.Stats["forward_flops_per_image"] = g.NumParams(), g.FLOPs()
 		return r, nil

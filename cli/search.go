@@ -74,7 +74,7 @@ and --time-budget may change).`,
 		&ucli.IntFlag{Name: "proxy-batch-size", Value: 64, Usage: "batch size of the proxy training", Category: "proxy"},
 		seedFlag, deviceFlag,
 		&ucli.StringFlag{Name: "workers", Value: "0", Usage: "candidates trained at once on the CPU, one thread each (0: all cores), or nats: hand them to worker processes through NATS JetStream (see evosearch worker)", EnvVars: []string{"EVOSEARCH_WORKERS"}, Category: "compute"},
-		gpuStageFlag, gpuPrecisionFlag, searchNATSFlag, natsListenFlag, searchSlotsFlag, natsCredsFlag, natsNKeyFlag, natsTLSCertFlag, natsTLSKeyFlag, natsTLSCAFlag,
+		gpuStageFlag, gpuPrecisionFlag, gpuStorageFlag, searchNATSFlag, natsListenFlag, searchSlotsFlag, natsCredsFlag, natsNKeyFlag, natsTLSCertFlag, natsTLSKeyFlag, natsTLSCAFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the search in --output"},
 		&ucli.DurationFlag{Name: "time-budget", Usage: "stop at the generation boundary before this much time has passed (e.g. 2h; 0: no limit)"},
@@ -185,8 +185,8 @@ func runSearch(c *ucli.Context) error {
 		}
 		defer drv.Close()
 		ev = &evo.CUDAEvaluator{Driver: drv, Train: ptrain, Val: pval, Net: netCfg, Recipe: proxyRecipe(c, seed),
-			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c)}}
-		atOnce = fmt.Sprintf("each generation at once on %s (%s, %s)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c))
+			Options: cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c), Storage: gpuStorage(c)}}
+		atOnce = fmt.Sprintf("each generation at once on %s (%s, %s, %s activations)", drv.Name(), cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c), gpuStorage(c))
 	}
 	if remote {
 		rem, err := openRemote(c, out, searchID, netCfg, proxyRecipe(c, seed), spec, ptrain, pval, p)

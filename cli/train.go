@@ -51,7 +51,7 @@ float32 rounding.`,
 		channelsFlag, layersFlag,
 		&ucli.StringFlag{Name: "output", Usage: "output folder"},
 		&ucli.BoolFlag{Name: "resume", Usage: "continue the run in --output from its last checkpoint"},
-		seedFlag, workersFlag, deviceFlag, gpuStageFlag, gpuPrecisionFlag,
+		seedFlag, workersFlag, deviceFlag, gpuStageFlag, gpuPrecisionFlag, gpuStorageFlag,
 	},
 	Action: runTrain,
 }
@@ -206,8 +206,8 @@ func runTrain(c *ucli.Context) error {
 			return err
 		}
 		defer drv.Close()
-		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c), KeepState: true}
-		where = fmt.Sprintf("%s (%s, %s)", drv.Name(), opt.Stage, opt.Precision)
+		opt := cuda.PopOptions{Stage: cuda.Stage(c.Int(gpuStageFlag.Name)), Precision: gpuPrecision(c), Storage: gpuStorage(c), KeepState: true}
+		where = fmt.Sprintf("%s (%s, %s, %s activations)", drv.Name(), opt.Stage, opt.Precision, opt.Storage)
 		epoch = func(t0 time.Time, _ time.Time, _ int) (epochResult, error) {
 			p.update(fmt.Sprintf("epoch %d/%d on %s", tr.Epoch+1, cfg.Epochs, drv.Name()))
 			return gpuEpoch(c.Context, drv, opt, tr, model, test)

@@ -65,7 +65,7 @@ NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
 		&ucli.StringFlag{Name: "nats", Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"EVOSEARCH_NATS", "NATS_URL"}, Category: "distributed"},
 		&ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"},
 		&ucli.IntFlag{Name: "slots", Usage: "tasks held at once (0: one per core on the CPU, 16 on a GPU)", EnvVars: []string{"EVOSEARCH_SLOTS"}, Category: "compute"},
-		gpuStageFlag, gpuPrecisionFlag, dataDirFlag,
+		gpuStageFlag, gpuPrecisionFlag, gpuStorageFlag, dataDirFlag,
 		&ucli.StringFlag{Name: "name", Usage: "worker name in results and progress (default: host-pid)", EnvVars: []string{"EVOSEARCH_WORKER_NAME"}},
 		&ucli.DurationFlag{Name: "idle-exit", Usage: "exit after this long without a task (0: never), for batch jobs", EnvVars: []string{"EVOSEARCH_IDLE_EXIT"}},
 		&ucli.DurationFlag{Name: "task-timeout", Value: 12 * time.Hour, Usage: "give up on a training (one task, or a GPU batch) that runs longer: its tasks go back to the queue, failed on their last delivery; a training that does not stop is taken as hung, and the worker takes no more tasks and exits 1 once its other slots are done (0: no limit)", EnvVars: []string{"EVOSEARCH_TASK_TIMEOUT"}},
@@ -133,12 +133,12 @@ func runWorker(c *ucli.Context) error {
 			return err
 		}
 		defer drv.Close()
-		stage, prec := cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c)
+		stage, prec, store := cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c), gpuStorage(c)
 		w.Batch = true
 		w.NewEvaluator = func(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig) evo.Evaluator {
-			return &evo.CUDAEvaluator{Driver: drv, Train: train, Val: val, Net: net, Recipe: recipe, Options: cuda.PopOptions{Stage: stage, Precision: prec}}
+			return &evo.CUDAEvaluator{Driver: drv, Train: train, Val: val, Net: net, Recipe: recipe, Options: cuda.PopOptions{Stage: stage, Precision: prec, Storage: store}}
 		}
-		where = fmt.Sprintf("%s (%s, %s), held tasks trained together", drv.Name(), stage, prec)
+		where = fmt.Sprintf("%s (%s, %s, %s activations), held tasks trained together", drv.Name(), stage, prec, store)
 		if w.Slots == 0 {
 			w.Slots = 16
 		}

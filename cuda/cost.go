@@ -208,7 +208,7 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 		n, ci, co, hw := int64(max(grid.Y, 1)), a.i(5), a.i(6), a.i(7)
 		wantDx, wantDw := a.set(3), a.set(4)
 		acts := n*hw*(co+ci) + wantDx*n*ci*hw*(2-a.i(9)) + a.set(11)*n*co*hw // dy, x, dx, a folded norm's input
-		floats := ci*co + wantDw*2*ci*co + a.set(11)*5*co                   // w, dw +=, the norm's statistics, sums, gamma
+		floats := ci*co + wantDw*2*ci*co + a.set(11)*5*co                    // w, dw +=, the norm's statistics, sums, gamma
 		return Cost{Bytes: a.act*acts + f32*floats, FLOPs: 2 * n * hw * ci * co * (wantDx + wantDw)}
 	},
 	// Attention (x, y, lse, dy, delta, C, P, heads, and set for the

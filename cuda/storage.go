@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Storage is the element type of a population's activations and of their
@@ -36,7 +37,7 @@ func ParseStorage(s string) (Storage, error) {
 	if i := slices.Index(Storages, s); i >= 0 {
 		return Storage(i), nil
 	}
-	return 0, fmt.Errorf("unknown activation storage %q (want one of %v)", s, Storages)
+	return F32, fmt.Errorf("unknown activation storage %q (valid: %s)", s, strings.Join(Storages, ", "))
 }
 
 // bf16Suffix ends the name of a kernel's bfloat16 twin.
