@@ -838,7 +838,7 @@ func (c *call) launchForward(op nets.OpKind, a *nets.Args, t *opTensors) {
 		if t.lseSaved && a.Training {
 			lse = t.scratch[0]
 		}
-		c.attention(a, in[0], out, Tensor{}, Tensor{}, lse, Tensor{}, 0, attnF32(t))
+		c.attention(a, in[0], out, Tensor{}, Tensor{}, lse, Tensor{}, 0, attnF32(t), false)
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no forward kernels", ErrArgs, op))
 	}
@@ -904,7 +904,9 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 			if t.lseSaved {
 				y = t.out
 			}
-			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0), attnF32(t))
+			// With lseSaved the forward ran just before in the same step
+			// and left its float32 copies in the node's scratch.
+			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0), attnF32(t), t.lseSaved)
 		}
 	default:
 		c.fail(fmt.Errorf("%w: op %v has no backward kernels", ErrArgs, op))
@@ -1209,8 +1211,10 @@ func capOf(caps []int, d int) int {
 // dy, dx) from attnF32: act_widen copies the inputs in, the float32 (or
 // tensor-core) kernels run on the copies, and act_narrow stores or adds the
 // result back. Attention's cost is its products, not its bytes, so the
-// copies cost little; its kernels keep one form.
-func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32, f []Tensor) {
+// copies cost little; its kernels keep one form. With kept (a population's
+// training step, whose forward left its copies of x and y in f), the
+// backward widens only dy.
+func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32, f []Tensor, kept bool) {
 	if !x.BF16 {
 		c.attention32(a, x, y, dy, dx, lse, delta, set)
 		return
@@ -1227,16 +1231,24 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 	narrow := func(src, dst Tensor, set int32) {
 		c.ew(kn("act_narrow", dst), dst.Len, src.Ptr, dst.Ptr, i64(dst.Len), set)
 	}
-	xf := widen(x, f[0])
 	if dy.Len == 0 {
-		yf := f[1].Slice(0, y.Len)
+		xf, yf := widen(x, f[0]), f[1].Slice(0, y.Len)
 		c.attention32(a, xf, yf, Tensor{}, Tensor{}, lse, Tensor{}, 0)
 		narrow(yf, y, 1)
 		return
 	}
-	var yf Tensor
-	if y.Len > 0 {
-		yf = widen(y, f[1])
+	var xf, yf Tensor
+	switch {
+	case kept:
+		xf = f[0].Slice(0, x.Len)
+		if y.Len > 0 {
+			yf = f[1].Slice(0, y.Len)
+		}
+	default:
+		xf = widen(x, f[0])
+		if y.Len > 0 {
+			yf = widen(y, f[1])
+		}
 	}
 	dxf := f[3].Slice(0, dx.Len)
 	c.attention32(a, xf, yf, widen(dy, f[2]), dxf, lse, delta, 1)
