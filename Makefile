@@ -120,15 +120,18 @@ gpu-build: kernels
 gpu-bundle: kernels
 	@test -f $(FATBIN) || { echo "make gpu-bundle: $(FATBIN) is missing (needs nvcc and kernels/*.cu: make kernels)"; exit 1; }
 	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)
-	CGO_ENABLED=1 $(GO) build -tags cuda -trimpath -ldflags '$(GPU_LDFLAGS)' -o $(BUNDLE)/evosearch ./cmd/evosearch
+	CGO_ENABLED=1 $(GO) build -tags cuda,cudaextfatbin -trimpath -ldflags '$(GPU_LDFLAGS)' -o $(BUNDLE)/evosearch ./cmd/evosearch
 	@for p in $(GPU_TEST_PKGS); do \
 		echo "$(GO) test -c -tags cuda $$p"; \
-		CGO_ENABLED=1 $(GO) test -c -tags cuda -trimpath -ldflags '$(GPU_LDFLAGS)' -o $(BUNDLE)/$$(basename $$p).test $$p || exit 1; \
+		CGO_ENABLED=1 $(GO) test -c -tags cuda,cudaextfatbin -trimpath -ldflags '$(GPU_LDFLAGS)' -o $(BUNDLE)/$$(basename $$p).test $$p || exit 1; \
 		if [ -d $$p/testdata ]; then mkdir -p $(BUNDLE)/testdata && cp -r $$p/testdata/. $(BUNDLE)/testdata/; fi; \
 	done
 	cp bench/gpu/run.sh $(BUNDLE)/run.sh && chmod +x $(BUNDLE)/run.sh
 	cp bench/torch_darts.py bench/torch_population.py $(BUNDLE)/
-	@# the fatbin itself is embedded in both binaries; its ptxas report travels
+	@# the binaries (-tags cudaextfatbin) read the fatbin next to them, so
+	@# the bundle carries it once (an evosearch that embeds it is make
+	@# gpu-build's); its ptxas report travels too
+	cp $(FATBIN) $(BUNDLE)/kernels.fatbin
 	cp $(PTXAS_LOG) $(BUNDLE)/
 	@# compute-sanitizer is part of the toolkit, not the driver: carry it (its
 	@# binary and injection libraries) for hosts that lack it, when it fits

@@ -159,7 +159,7 @@ var _ Driver = (*realDriver)(nil)
 // by `make kernels`). Close releases everything.
 func NewReal(device int) (Driver, error) {
 	if len(kernelsFatbin) == 0 {
-		return nil, &Error{Op: "load kernels", Name: "no kernels", Detail: "the embedded cuda/kernels.fatbin is empty: run `make kernels` (needs nvcc) and rebuild with -tags cuda"}
+		return nil, &Error{Op: "load kernels", Name: "no kernels", Detail: fatbinOrigin + " is empty or missing: run `make kernels` (needs nvcc) and rebuild with -tags cuda"}
 	}
 	n, err := cu.NumDevices()
 	if err != nil {
@@ -229,7 +229,7 @@ func (d *realDriver) open() error {
 	// memory), and the driver accepts a fatbin there as well as a cubin.
 	mod, err := cu.LoadData(string(kernelsFatbin))
 	if err != nil {
-		detail := fmt.Sprintf("the embedded fatbin (%d bytes, built for %s) on %s", len(kernelsFatbin), fatbinDescribe(kernelsFatbin), name)
+		detail := fmt.Sprintf("%s (%d bytes, built for %s) on %s", fatbinOrigin, len(kernelsFatbin), fatbinDescribe(kernelsFatbin), name)
 		if major, minor, cerr := d.dev.ComputeCapability(); cerr == nil {
 			detail += fmt.Sprintf(" (compute capability %d.%d)", major, minor)
 		}

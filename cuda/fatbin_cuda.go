@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda && !cudaextfatbin
 
 package cuda
 
@@ -12,3 +12,6 @@ import _ "embed"
 //
 //go:embed kernels.fatbin
 var kernelsFatbin []byte
+
+// fatbinOrigin names where kernelsFatbin came from, for error messages.
+const fatbinOrigin = "the embedded cuda/kernels.fatbin"

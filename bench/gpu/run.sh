@@ -24,6 +24,9 @@ if [ $# -ne 1 ]; then
 	exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
+# The bundle's binaries read the kernels from this file (built with
+# -tags cudaextfatbin: the bundle carries the fatbin once, not in each).
+export EVOSEARCH_FATBIN="$here/kernels.fatbin"
 mkdir -p "$1" || exit 1
 out=$(cd "$1" && pwd)
 t0=$(date +%s)
@@ -154,7 +157,7 @@ if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *population'; then ha
 #    population training (all stages) against the CPU reference
 if [ -x "$ctest" ]; then
 	step driver-tests 120 "$ctest" -test.run '^TestReal' -test.v -test.timeout 110s
-	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|FoldedBNGrad|BackendOverwrite|BackendVariants|TF32' -test.v -test.timeout 230s
+	step conformance 240 "$ctest" -test.run 'Conformance|Grouped|Sched|GemmTiles|FoldedReLU|FoldedBNGrad|BackendOverwrite|BackendVariants|TF32|BF16' -test.v -test.timeout 230s
 else
 	skip driver-tests "cuda.test missing from the bundle"
 	skip conformance "cuda.test missing from the bundle"
@@ -167,20 +170,26 @@ if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *kernels'; then
 fi
 
 # 2. proxy-50 (issue 5): the three stages side by side at FP32, then stage 3
-#    with attention on the tensor cores (TF32 and 3xTF32), on 4 steps of
-#    each of the 5 epochs (projected to whole epochs), then in full with the
-#    fastest path; then
+#    with attention on the tensor cores (TF32 and 3xTF32) and activations
+#    stored as float32 and as bfloat16, on 4 steps of each of the 5 epochs
+#    (projected to whole epochs), then in full with the fastest path; then
 #    the PyTorch peer on the same genomes, one at a time and as concurrent
 #    processes
 if $has_pop; then
 	step bench-population-stages 120 "$bin" bench population --stage 1,2,3 --precision fp32 --epochs 5 --max-steps 4
-	step bench-population-precisions 90 "$bin" bench population --stage 3 --precision tf32,3xtf32 --epochs 5 --max-steps 4
-	# the full run at TF32 if it ran above (a device that fails the
-	# tensor-core self-check prints no TF32 line), else at FP32
-	full_prec=fp32
+	step bench-population-precisions 180 "$bin" bench population --stage 3 --precision tf32,3xtf32 --storage fp32,bf16 --epochs 5 --max-steps 4
+	# the full run at the precision and storage whose projection was best
+	# above (a device that fails the tensor-core self-check prints no
+	# tensor-core line), else at FP32 with float32 activations
+	full_prec=fp32 full_store=fp32
 	prec_log=$(printf '%s/%02d-%s.log' "$out" "$nstep" bench-population-precisions) # this run's, not a stale one
-	if grep -qs '"precision":"tf32"' "$prec_log"; then full_prec=tf32; fi
-	step bench-population 240 "$bin" bench population --stage 3 --precision "$full_prec"
+	best=$(grep -hs '"bench":"population"' "$prec_log" | awk '{ p = $0; sub(/.*"projected_evals_per_gpu_hour":/, "", p); sub(/[,}].*/, "", p)
+		if (p + 0 > b) { b = p + 0; line = $0 } } END { print line }')
+	if [ -n "$best" ]; then
+		full_prec=$(echo "$best" | sed -n 's/.*"precision":"\([a-z0-9]*\)".*/\1/p')
+		full_store=$(echo "$best" | sed -n 's/.*"storage":"\([a-z0-9]*\)".*/\1/p')
+	fi
+	step bench-population 240 "$bin" bench population --stage 3 --precision "${full_prec:-fp32}" --storage "${full_store:-fp32}"
 else
 	skip bench-population "this evosearch has no bench population"
 fi
@@ -196,7 +205,7 @@ fi
 # 3. proxy-50's step launch by launch with NVML/GPM samples (issue 6)
 if $has_pop; then
 	step profile-population 120 "$bin" profile --workload population --device cuda --candidates 50 \
-		--stage 3 --precision "${full_prec:-fp32}" --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
+		--stage 3 --precision "${full_prec:-fp32}" --storage "${full_store:-fp32}" --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
 fi
 
 # 4. a search on the GPU end to end, the single-network figures, the driver
@@ -280,7 +289,9 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		sed -n 's/.*"evals_per_gpu_hour": *\([0-9.]*\).*/\1/p' | tail -1)
 	evo_prec=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
 		sed -n 's/.*"precision":"\([a-z0-9]*\)".*/\1/p' | tail -1)
-	echo "proxy-50 evaluations per GPU-hour: evosearch (graph, ${evo_prec:-?}) ${evo_rate:-not measured}, best PyTorch ${torch_rate:-not measured}"
+	evo_store=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
+		sed -n 's/.*"storage":"\([a-z0-9]*\)".*/\1/p' | tail -1)
+	echo "proxy-50 evaluations per GPU-hour: evosearch (graph, ${evo_prec:-?}, ${evo_store:-?} activations) ${evo_rate:-not measured}, best PyTorch ${torch_rate:-not measured}"
 	if [ -n "$evo_rate" ] && [ -n "$torch_rate" ]; then
 		echo "ratio evosearch / PyTorch: $(awk -v a="$evo_rate" -v b="$torch_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
 	fi
