@@ -31,7 +31,9 @@
 // The kernels come from cuda/kernels.fatbin, which `make kernels` builds
 // with nvcc (SASS for sm_80 and sm_90, PTX for compute_90) and go:embed puts
 // in the binary; a cuda-tagged build without it fails to compile, naming the
-// file. Launch packs each argument into one kernel parameter (DevicePtr ->
+// file. (With the extra tag cudaextfatbin it is read when the program
+// starts from $EVOSEARCH_FATBIN or kernels.fatbin beside the executable
+// instead: the GPU bundle's binaries share one copy that way.) Launch packs each argument into one kernel parameter (DevicePtr ->
 // pointer, int32 -> int, uint32 -> unsigned int, float32 -> float, int64 ->
 // long long) and, like the emulator, refuses a launch whose arguments do not
 // match the kernel: the parameter sizes are read from the fatbin's cubins
