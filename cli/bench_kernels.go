@@ -21,8 +21,9 @@ between and after, on the default stream. Each line has the case, op, in_shape a
 out_shape (per sample, CxHxW), batch, fwd_us and bwd_us (mean per call), the
 launches' compulsory traffic per second (fwd_gb_per_s, bwd_gb_per_s) and, for the
 matrix-product ops, the forward's fwd_gflops and the backward's bwd_gflops. Cases
-whose kernels depend on the precision (attention) run once per --precision; each
-line names its precision. The first line ("case":"copy") is a
+whose kernels depend on the precision (attention) run once per --precision, and
+every case once per --storage (fp32, or bf16: the ops' bfloat16 kernels); each
+line names its precision and storage. The first line ("case":"copy") is a
 streaming copy of 256 MiB by a kernel: the bandwidth to read the others against.
 --quick uses 8x8 maps, batch 2, 2 rounds and a 1 MiB copy: enough for the emulator
 to check the path, saying nothing about speed.`,
@@ -34,6 +35,7 @@ to check the path, saying nothing about speed.`,
 		&ucli.StringFlag{Name: "case", Usage: "run only the cases whose name contains this text"},
 		&ucli.BoolFlag{Name: "quick", Usage: "--size 8 --batch-size 2 --iters 2, unless given"},
 		&ucli.StringFlag{Name: "precision", Value: "fp32,tf32,3xtf32", Usage: "precisions to time attention at, comma-separated: fp32, tf32, 3xtf32 (the last two on the tensor cores); the other ops have one"},
+		&ucli.StringFlag{Name: "storage", Value: "fp32", Usage: "activation storages to time every case at, comma-separated: fp32, bf16 (the ops' bfloat16 kernels)"},
 	},
 	Action: func(c *ucli.Context) error {
 		n, iters, size := c.Int("batch-size"), c.Int("iters"), c.Int("size")
@@ -70,6 +72,10 @@ to check the path, saying nothing about speed.`,
 		if err != nil {
 			return err
 		}
+		stores, err := parseStorages(c.String("storage"))
+		if err != nil {
+			return err
+		}
 		dev := c.String("device")
 		if dev != "cuda" && dev != "cuda-emu" {
 			return usagef("--device %q: unknown (valid: cuda, cuda-emu)", dev)
@@ -103,16 +109,19 @@ to check the path, saying nothing about speed.`,
 			if kc.Op != nets.OpAttention {
 				ps = []cuda.Precision{cuda.FP32}
 			}
-			for _, p := range ps {
-				be.SetPrecision(p)
-				r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
-				if err != nil {
-					return fmt.Errorf("bench kernels: %w", err)
-				}
-				line := newKernelLine(r, d.Name())
-				line.Precision = p.String()
-				if err := printJSONLine(c.App.Writer, line); err != nil {
-					return err
+			for _, st := range stores {
+				for _, p := range ps {
+					be.SetPrecision(p)
+					be.SetStorage(st)
+					r, err := be.BenchOp(kc, n, iters, uint64(i), nil)
+					if err != nil {
+						return fmt.Errorf("bench kernels: %w", err)
+					}
+					line := newKernelLine(r, d.Name())
+					line.Precision, line.Storage = p.String(), st.String()
+					if err := printJSONLine(c.App.Writer, line); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -128,6 +137,7 @@ type kernelLine struct {
 	Bench     string  `json:"bench"` // "kernels"
 	Case      string  `json:"case"`
 	Precision string  `json:"precision"`
+	Storage   string  `json:"storage"`
 	Op        string  `json:"op"`
 	In        string  `json:"in_shape"` // per-sample input shapes, "+" between inputs
 	Out       string  `json:"out_shape"`

@@ -317,17 +317,20 @@ func TestProfileSearchFakeNVML(t *testing.T) {
 }
 
 func TestBenchKernelsQuickEmulator(t *testing.T) {
-	code, out, stderr := run(context.Background(), "bench", "kernels", "--device", "cuda-emu", "--quick", "--case", "depthwise")
+	code, out, stderr := run(context.Background(), "bench", "kernels", "--device", "cuda-emu", "--quick", "--case", "depthwise",
+		"--storage", "fp32,bf16")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("%d lines, want 2 (depthwise3x3, depthwise5x5_dil2):\n%s", len(lines), out)
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 4 (depthwise3x3, depthwise5x5_dil2, each at fp32 and bf16):\n%s", len(lines), out)
 	}
-	for _, l := range lines {
+	var fwdBytes [4]float64
+	for i, l := range lines {
 		var v struct {
 			Bench, Case, Op, Device string
+			Storage                 string
 			In                      string `json:"in_shape"`
 			Out                     string `json:"out_shape"`
 			Batch, Iters            int
@@ -342,8 +345,15 @@ func TestBenchKernelsQuickEmulator(t *testing.T) {
 		}
 		if v.Bench != "kernels" || v.Op != "conv2d" || v.Device != "emulator" || v.Batch != 2 || v.Iters != 2 ||
 			v.FwdUs <= 0 || v.BwdUs <= 0 || v.FwdGFLOPs <= 0 || v.In != "16x8x8" || v.Out != "16x8x8" ||
-			v.FwdGBps <= 0 || v.BwdGBps <= 0 {
+			v.FwdGBps <= 0 || v.BwdGBps <= 0 || v.Storage != []string{"fp32", "bf16"}[i%2] {
 			t.Errorf("line %+v", v)
+		}
+		fwdBytes[i] = v.FwdGBps * v.FwdUs * 1e3 // the forward's compulsory bytes
+	}
+	// bfloat16 halves the activations' bytes, not the filter's.
+	for i := 0; i < 4; i += 2 {
+		if r := fwdBytes[i+1] / fwdBytes[i]; r < 0.45 || r > 0.65 {
+			t.Errorf("%s: the bf16 forward moves %.2f of the fp32 one's bytes, want about half", lines[i], r)
 		}
 	}
 	// The copy line: the bandwidth the others are read against.

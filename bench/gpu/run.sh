@@ -163,10 +163,11 @@ else
 	skip conformance "cuda.test missing from the bundle"
 fi
 
-# 1b. each op's kernels alone, attention at FP32, TF32 and 3xTF32 (seconds;
-#     the clearest reading of the tensor-core kernels against the FP32 ones)
+# 1b. each op's kernels alone, attention at FP32, TF32 and 3xTF32, each with
+#     float32 and bfloat16 activations (seconds; the clearest reading of the
+#     tensor-core kernels against the FP32 ones, and of the bf16 kernels)
 if [ -x "$bin" ] && "$bin" bench --help 2>&1 | grep -qE '^ *kernels'; then
-	step bench-kernels 90 "$bin" bench kernels --device cuda
+	step bench-kernels 120 "$bin" bench kernels --device cuda --storage fp32,bf16
 fi
 
 # 2. proxy-50 (issue 5): the three stages side by side at FP32, then stage 3
