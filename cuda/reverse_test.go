@@ -42,8 +42,8 @@ func TestEmulatorReversedExposesRaces(t *testing.T) {
 	}
 }
 
-// TestConformanceReversed runs every op's kernels, the tensor-core
-// attention at both precisions, and a fused population with the emulator's
+// TestConformanceReversed runs every op's kernels (float32 and bfloat16),
+// the tensor-core attention at both precisions, and a fused population with the emulator's
 // blocks and threads in reverse order, held to the same references as in
 // the usual order: a kernel that relies, without a barrier, on another
 // thread having run first fails here or there.
@@ -65,6 +65,10 @@ func TestConformanceReversed(t *testing.T) {
 		backendtest.RunCases(t, b, tf32AttentionCases(), run.tol)
 		b.Close()
 	}
+	bb := NewBackend(d)
+	bb.SetStorage(BF16)
+	backendtest.RunCasesStored(t, bb, backendtest.Cases(1), bf16TolOf, RoundBF16)
+	bb.Close()
 	f := newPopFixture(t, 3)
 	refs := cpuReferences(t, f)
 	rs, _, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: StageFused, KeepWeights: true})
