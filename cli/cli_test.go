@@ -110,7 +110,7 @@ func TestBenchTrainJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("cuda-emu: not a JSON line: %q", out)
 	}
-	if v["backend"] != "cuda/emulator resident (graph, fp32)" || v["steps"].(float64) != 1 || v["images_per_s"].(float64) <= 0 {
+	if v["backend"] != "cuda/emulator resident (graph, fp32, fp32 activations)" || v["steps"].(float64) != 1 || v["images_per_s"].(float64) <= 0 {
 		t.Errorf("cuda-emu: got %v", v)
 	}
 }

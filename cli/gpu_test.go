@@ -201,7 +201,7 @@ func TestTrainDeviceCudaEmu(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("cuda-emu: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "emulator (graph, fp32)") || !strings.Contains(stdout, "test accuracy") {
+	if !strings.Contains(stderr, "emulator (graph, fp32, fp32 activations)") || !strings.Contains(stdout, "test accuracy") {
 		t.Errorf("progress or summary missing:\n%s\n%s", stderr, stdout)
 	}
 	for _, f := range []string{"checkpoint.safetensors", "metrics.csv", "weights.safetensors", "arch.json", "result.json"} {
