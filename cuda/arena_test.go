@@ -39,6 +39,7 @@ func (d *allocDriver) CopyHtoDBytes(DevicePtr, []byte) error    { return errFake
 func (d *allocDriver) CopyHtoDInt32(DevicePtr, []int32) error   { return errFake }
 func (d *allocDriver) CopyDtoH([]float32, DevicePtr) error      { return errFake }
 func (d *allocDriver) CopyDtoHInt32([]int32, DevicePtr) error   { return errFake }
+func (d *allocDriver) CopyDtoHBytes([]byte, DevicePtr) error    { return errFake }
 func (d *allocDriver) CopyDtoD(DevicePtr, DevicePtr, int) error { return errFake }
 func (d *allocDriver) Memset32(DevicePtr, uint32, int) error    { return errFake }
 func (d *allocDriver) NewStream() (Stream, error)               { return 0, errFake }

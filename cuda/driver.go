@@ -35,6 +35,8 @@ type Driver interface {
 	CopyHtoDInt32(dst DevicePtr, src []int32) error
 	// CopyDtoH copies len(dst) float32 values from src.
 	CopyDtoH(dst []float32, src DevicePtr) error
+	// CopyDtoHBytes copies len(dst) bytes from src.
+	CopyDtoHBytes(dst []byte, src DevicePtr) error
 	// CopyDtoHInt32 copies len(dst) int32 values from src.
 	CopyDtoHInt32(dst []int32, src DevicePtr) error
 	// CopyDtoD copies bytes from src to dst on the device.

@@ -159,7 +159,7 @@ var _ Driver = (*realDriver)(nil)
 // by `make kernels`). Close releases everything.
 func NewReal(device int) (Driver, error) {
 	if len(kernelsFatbin) == 0 {
-		return nil, &Error{Op: "load kernels", Name: "no kernels", Detail: fatbinOrigin + " is empty or missing: run `make kernels` (needs nvcc) and rebuild with -tags cuda"}
+		return nil, &Error{Op: "load kernels", Name: "no kernels", Detail: fatbinOrigin + " is empty or missing: " + fatbinFix}
 	}
 	n, err := cu.NumDevices()
 	if err != nil {
@@ -335,6 +335,15 @@ func (d *realDriver) CopyDtoH(dst []float32, src DevicePtr) error {
 		return nil
 	}
 	err := d.copyOut("copy device to host", unsafe.Pointer(&dst[0]), src, 4*len(dst))
+	runtime.KeepAlive(dst)
+	return err
+}
+
+func (d *realDriver) CopyDtoHBytes(dst []byte, src DevicePtr) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	err := d.copyOut("copy device to host", unsafe.Pointer(&dst[0]), src, len(dst))
 	runtime.KeepAlive(dst)
 	return err
 }

@@ -287,6 +287,10 @@ func (e *emulator) CopyDtoH(dst []float32, src DevicePtr) error {
 	return e.copyOut("copy device to host", asBytes(dst), src)
 }
 
+func (e *emulator) CopyDtoHBytes(dst []byte, src DevicePtr) error {
+	return e.copyOut("copy device to host", dst, src)
+}
+
 func (e *emulator) CopyDtoHInt32(dst []int32, src DevicePtr) error {
 	return e.copyOut("copy device to host", asBytes(dst), src)
 }

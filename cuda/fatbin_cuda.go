@@ -13,5 +13,9 @@ import _ "embed"
 //go:embed kernels.fatbin
 var kernelsFatbin []byte
 
-// fatbinOrigin names where kernelsFatbin came from, for error messages.
-const fatbinOrigin = "the embedded cuda/kernels.fatbin"
+// fatbinOrigin names where kernelsFatbin came from, and fatbinFix how to
+// provide it, for error messages.
+const (
+	fatbinOrigin = "the embedded cuda/kernels.fatbin"
+	fatbinFix    = "run `make kernels` (needs nvcc) and rebuild with -tags cuda"
+)

@@ -9,7 +9,10 @@ package cuda
 // size limit.
 var kernelsFatbin []byte
 
-// fatbinOrigin names the file kernelsFatbin was read from (or was to be).
+// fatbinOrigin names the file kernelsFatbin was read from (or was to be),
+// and fatbinFix how to provide it, for error messages.
 var fatbinOrigin string
+
+const fatbinFix = "put the fatbin `make kernels` writes (cuda/kernels.fatbin) there, or name it in $EVOSEARCH_FATBIN"
 
 func init() { fatbinOrigin, kernelsFatbin = extFatbin() }

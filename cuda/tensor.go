@@ -3,7 +3,6 @@ package cuda
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 )
 
 // Tensor is an array in device memory: Len float32 values from Ptr, or
@@ -62,19 +61,15 @@ func (t Tensor) Download(d Driver, dst []float32) error {
 		return nil
 	}
 	if t.BF16 {
-		// Whole 32-bit words, two values each (little-endian: the first in
-		// the low half), from the word that holds element 0 (a slice may
-		// start in a word's high half). The halves read beyond the tensor
-		// lie inside its allocation, which starts on a word and is rounded
-		// up to whole words (Arena.AllocBF16).
-		off := int(t.Ptr%4) / 2
-		words := make([]float32, (off+len(dst)+1)/2)
-		if err := d.CopyDtoH(words, t.Ptr-DevicePtr(2*off)); err != nil {
+		// Exactly the tensor's bytes (not whole words: a half-word beyond
+		// it may never have been written, which compute-sanitizer's
+		// initcheck reports), little-endian.
+		b := make([]byte, 2*len(dst))
+		if err := d.CopyDtoHBytes(b, t.Ptr); err != nil {
 			return err
 		}
 		for i := range dst {
-			h := off + i
-			dst[i] = BF16ToF32(uint16(math.Float32bits(words[h/2]) >> (16 * (h % 2))))
+			dst[i] = BF16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
 		return nil
 	}

@@ -31,7 +31,7 @@ mkdir -p "$1" || exit 1
 out=$(cd "$1" && pwd)
 t0=$(date +%s)
 deadline=$((t0 + ${RUN_BUDGET_S:-570}))
-san_run=${EVOSEARCH_SANITIZE_RUN:-'TestReal(Copies|Launch)$|Conformance/^([0-9]|1[0-3])$'}
+san_run=${EVOSEARCH_SANITIZE_RUN:-'TestReal(Copies|Launch)$|^TestConformance(BF16)?$/^([0-9]|1[0-3])$'}
 benchtime=${EVOSEARCH_BENCHTIME:-0.5s}
 bin=$here/evosearch
 ctest=$here/cuda.test
