@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/naturecast/evosearch/nets"
@@ -166,9 +167,32 @@ func (b *Backend) BackwardOverwriteErr(op nets.OpKind, a *nets.Args, fresh []boo
 }
 
 // KernelsFor lists the kernels (their extern "C" names in kernels/*.cu)
-// that op's forward and backward may launch, whichever variant the shapes
-// select. OpInput has none.
+// that op's forward and backward may launch at the backend's storage,
+// whichever variant the shapes select. OpInput has none.
 func (b *Backend) KernelsFor(op nets.OpKind) []string {
+	ks := kernelsFor(op)
+	if b.storage != BF16 {
+		return ks
+	}
+	var out []string
+	for _, k := range ks {
+		switch {
+		case k == "gemm_strided":
+			out = append(out, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
+		case slices.Contains(bf16Twins, k):
+			out = append(out, k+bf16Suffix)
+		default: // attention: float32 kernels on float32 copies
+			out = append(out, k)
+		}
+	}
+	if op == nets.OpAttention {
+		out = append(out, "act_widen"+bf16Suffix, "act_narrow"+bf16Suffix)
+	}
+	return out
+}
+
+// kernelsFor is KernelsFor with float32 activations.
+func kernelsFor(op nets.OpKind) []string {
 	switch op {
 	case nets.OpConv:
 		return []string{"conv2d_fwd", "conv2d_fwd_depthwise", "gemm_strided", "conv2d_bwd_data", "conv2d_bwd_weight", "conv1x1_bwd", "convdw_bwd"}

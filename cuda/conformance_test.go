@@ -30,8 +30,10 @@ func TestConformance(t *testing.T) {
 func TestKernelsRegistered(t *testing.T) {
 	registered := EmulatorKernels()
 	b := NewBackend(nil)
+	bf := NewBackend(nil)
+	bf.SetStorage(BF16)
 	for op := nets.OpKind(0); int(op) < len(nets.Ops); op++ {
-		ks := b.KernelsFor(op)
+		ks := append(b.KernelsFor(op), bf.KernelsFor(op)...)
 		if op == nets.OpInput {
 			if len(ks) != 0 {
 				t.Errorf("op input lists kernels %v", ks)
