@@ -65,9 +65,21 @@ func TestSearchGPUStorageBF16(t *testing.T) {
 	if !strings.Contains(stderr, "(graph, fp32, bf16 activations)") {
 		t.Errorf("the progress does not name the storage:\n%s", stderr)
 	}
+	// The storage changes what a fitness means: a resume keeps it (a
+	// resume that leaves the flag out adopts it, one that asks for
+	// another is refused).
+	code, _, stderr = runCLI(tinySearch(gpu, "--generations", "2", "--popsize", "2", "--device", "cuda-emu", "--resume",
+		"--gpu-storage", "fp32")...)
+	if code != 2 || !strings.Contains(stderr, `--gpu-storage was "bf16", now unset`) {
+		t.Errorf("resume at fp32 storage: exit %d, %s; want a usage error naming --gpu-storage", code, stderr)
+	}
+	code, _, stderr = runCLI(tinySearch(gpu, "--generations", "2", "--popsize", "2", "--resume")...)
+	if code != 0 || !strings.Contains(stderr, "(graph, fp32, bf16 activations)") {
+		t.Errorf("resume without the flags: exit %d, %s; want the recorded device and storage", code, stderr)
+	}
 	want, got := archiveLines(t, filepath.Join(cpu, "archive.jsonl")), archiveLines(t, filepath.Join(gpu, "archive.jsonl"))
-	if len(got) != 2 || len(want) != 2 {
-		t.Fatalf("%d and %d archive lines, want 2", len(want), len(got))
+	if len(got) != 4 || len(want) != 2 {
+		t.Fatalf("%d and %d archive lines, want 2 and 4 (two generations)", len(want), len(got))
 	}
 	for i := range want {
 		var fw, fg float64

@@ -91,7 +91,19 @@ var (
 		"proxy-layers", "proxy-batch-size", "seed", "device"}
 	// optionKeys are recorded but may change on --resume.
 	optionKeys = []string{"generations", "time-budget"}
+	// gpuArithFlags are recorded with proxyKeys' meaning when not at
+	// their defaults.
+	gpuArithFlags = []*ucli.StringFlag{gpuPrecisionFlag, gpuStorageFlag}
 )
+
+// gpuArithKeys names gpuArithFlags.
+func gpuArithKeys() []string {
+	var ks []string
+	for _, f := range gpuArithFlags {
+		ks = append(ks, f.Name)
+	}
+	return ks
+}
 
 func runSearch(c *ucli.Context) error {
 	if c.Args().Present() {
@@ -129,6 +141,17 @@ func runSearch(c *ucli.Context) error {
 	for _, k := range append(slices.Clone(proxyKeys), "heads", "warm-start") {
 		settings[k] = flagText(c, k)
 	}
+	// A GPU's arithmetic changes what a fitness means too (bf16 storage
+	// moves proxy losses by a few percent); it is recorded only when it is
+	// not the float32 default, so checkpoints written before it was
+	// recorded still resume.
+	if c.String(deviceFlag.Name) != "cpu" {
+		for _, f := range gpuArithFlags {
+			if v := c.String(f.Name); v != f.Value {
+				settings[f.Name] = v
+			}
+		}
+	}
 	options := map[string]string{}
 	for _, k := range optionKeys {
 		options[k] = flagText(c, k)
@@ -155,7 +178,7 @@ func runSearch(c *ucli.Context) error {
 			return fmt.Errorf("--warm-start: %w", err)
 		}
 		cfg.Seeds = ws.Seeds
-		if diff := differing(ws.Settings, settings, proxyKeys); diff == "" {
+		if diff := differing(ws.Settings, settings, append(slices.Clone(proxyKeys), gpuArithKeys()...)); diff == "" {
 			cfg.Known = ws.Records
 		} else if !c.Bool("resume") {
 			p.log("warm start: %d seeds from %s; its %d evaluations are not reused (%s)", len(ws.Seeds), dir, len(ws.Records), diff)
