@@ -209,6 +209,14 @@ if $has_pop; then
 		--stage 3 --precision "${full_prec:-fp32}" --storage "${full_store:-fp32}" --epochs 1 --max-steps 40 --train 5000 --val 1000 --output "$out/profile-population"
 fi
 
+# 3b. the PyTorch peer with bfloat16 autocast as well, so that "the best
+#     PyTorch configuration" includes the arithmetic our bf16 storage uses
+#     (the summary takes the best rate of both sweeps)
+if $has_torch && [ -f "$out/genomes.json" ]; then
+	step bf16-torch-population 200 env PYTHONUNBUFFERED=1 python3 "$here/torch_population.py" sweep "$out/genomes.json" \
+		--device cuda --procs ${TORCH_PROCS:-1,4} --limit ${TORCH_LIMIT:-4} --tf32 --amp bf16
+fi
+
 # 4. a search on the GPU end to end, the single-network figures, the driver
 #    micro-benchmarks
 if [ -x "$bin" ]; then
@@ -277,7 +285,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^Benchmark' "$out/$l"
 	done
-	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population-precisions bench-population bench-kernels torch-population; do
+	for s in bench-train-cpu bench-train-gpu torch-train-gpu bench-population-stages bench-population-precisions bench-population bench-kernels torch-population bf16-torch-population; do
 		l=$(logof $s)
 		[ -n "$l" ] && [ -f "$out/$l" ] && grep -E '^\{' "$out/$l"
 	done
@@ -287,7 +295,7 @@ nok=$(awk -F'\t' '$2 == "ok"' "$status_file" | wc -l)
 	evo_rate=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
 		sed -n 's/.*"evals_per_gpu_hour":\([0-9.]*\).*/\1/p' | tail -1)
 	torch_rate=$(grep -h 'population-torch-best' "$out"/*torch-population.log 2>/dev/null |
-		sed -n 's/.*"evals_per_gpu_hour": *\([0-9.]*\).*/\1/p' | tail -1)
+		sed -n 's/.*"evals_per_gpu_hour": *\([0-9.]*\).*/\1/p' | sort -g | tail -1) # the best of the float and bf16 sweeps
 	evo_prec=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
 		sed -n 's/.*"precision":"\([a-z0-9]*\)".*/\1/p' | tail -1)
 	evo_store=$(grep -h '"bench":"population"' "$out"/*bench-population.log 2>/dev/null | grep '"stage":"graph"' |
