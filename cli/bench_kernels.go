@@ -23,8 +23,9 @@ launches' compulsory traffic per second (fwd_gb_per_s, bwd_gb_per_s) and, for th
 matrix-product ops, the forward's fwd_gflops and the backward's bwd_gflops. Cases
 whose kernels depend on the precision (attention) run once per --precision, and
 every case once per --storage (fp32, or bf16: the ops' bfloat16 kernels); each
-line names its precision and storage. The first line ("case":"copy") is a
-streaming copy of 256 MiB by a kernel: the bandwidth to read the others against.
+line names its precision and storage. The first lines ("case":"copy", one per
+--storage) are a streaming copy of 256 MiB by a kernel, of 4-byte or 2-byte
+values: the bandwidth to read the others against.
 --quick uses 8x8 maps, batch 2, 2 rounds and a 1 MiB copy: enough for the emulator
 to check the path, saying nothing about speed.`,
 	Flags: []ucli.Flag{
@@ -87,16 +88,20 @@ to check the path, saying nothing about speed.`,
 		defer d.Close()
 		be := cuda.NewBackend(d)
 		defer be.Close()
-		if runCopy {
+		for _, st := range stores {
+			if !runCopy {
+				break
+			}
 			mib := 256
 			if c.Bool("quick") {
 				mib = 1
 			}
+			be.SetStorage(st)
 			ms, err := be.BenchCopy(mib<<20/4, iters)
 			if err != nil {
 				return fmt.Errorf("bench kernels: %w", err)
 			}
-			line := copyLine{Bench: "kernels", Case: "copy", MiB: mib, Iters: iters, Device: d.Name(), Us: round3(1000 * ms)}
+			line := copyLine{Bench: "kernels", Case: "copy", Storage: st.String(), MiB: mib, Iters: iters, Device: d.Name(), Us: round3(1000 * ms)}
 			if ms > 0 {
 				line.GBps = round3(2 * float64(mib<<20) / (ms / 1000) / 1e9)
 			}
@@ -157,13 +162,15 @@ type kernelLine struct {
 // copyLine is the first line of `evosearch bench kernels`: a streaming
 // copy's bandwidth, the roofline for the other lines' GB/s.
 type copyLine struct {
-	Bench  string  `json:"bench"` // "kernels"
-	Case   string  `json:"case"`  // "copy"
-	MiB    int     `json:"mib"`
-	Iters  int     `json:"iters"`
-	Device string  `json:"device"`
-	Us     float64 `json:"us"`
-	GBps   float64 `json:"gb_per_s"` // bytes read plus bytes written, per second
+	Bench string `json:"bench"` // "kernels"
+	Case  string `json:"case"`  // "copy"
+	// Storage: fp32 copies 4-byte values, bf16 2-byte ones (the same MiB).
+	Storage string  `json:"storage"`
+	MiB     int     `json:"mib"`
+	Iters   int     `json:"iters"`
+	Device  string  `json:"device"`
+	Us      float64 `json:"us"`
+	GBps    float64 `json:"gb_per_s"` // bytes read plus bytes written, per second
 }
 
 func newKernelLine(r cuda.KernelTiming, device string) kernelLine {

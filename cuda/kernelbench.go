@@ -157,11 +157,12 @@ func (b *Backend) BenchOp(kc KernelCase, n, iters int, seed uint64, ready func()
 		FwdFLOPs: nets.Ops[kc.Op].FLOPs(kc.Attr, kc.In, a.OutShape) * int64(n), FwdCost: fwdCost, BwdCost: bwdCost}, nil
 }
 
-// BenchCopy times a device-to-device copy of floats values by a kernel
-// (concat_copy over one sample), iters times between driver events, and
-// returns the mean time of one copy: the memory bandwidth a simple
-// streaming kernel reaches, the roofline the other kernels' GB/s are read
-// against.
+// BenchCopy times a device-to-device copy of 4*floats bytes by a kernel
+// (concat_copy over one sample; at BF16 storage concat_copy_bf16 over
+// twice the values), iters times between driver events, and returns the
+// mean time of one copy: the memory bandwidth a simple streaming kernel
+// reaches with the storage's element size, the roofline the other
+// kernels' GB/s are read against.
 func (b *Backend) BenchCopy(floats, iters int) (ms float64, err error) {
 	if floats < 1 || floats > math.MaxInt32 || iters < 1 {
 		return 0, fmt.Errorf("cuda: bench copy: %d floats (1 to %d) and %d iterations (at least 1)", floats, math.MaxInt32, iters)
@@ -174,16 +175,26 @@ func (b *Backend) BenchCopy(floats, iters int) (ms float64, err error) {
 		}
 		defer d.DestroyEvent(ev[i])
 	}
+	// The same bytes either way: with BF16 storage twice the elements, of
+	// 2 bytes each (concat_copy_bf16), the rate the bfloat16 kernels'
+	// 2-byte accesses can reach.
+	n := floats
+	if b.storage == BF16 {
+		n = 2 * floats
+		if n > math.MaxInt32 {
+			return 0, fmt.Errorf("cuda: bench copy: %d bfloat16 values is more than %d", n, math.MaxInt32)
+		}
+	}
 	var total float64
 	err = b.run(func(cl *call) {
-		src, dst := cl.alloc(floats), cl.alloc(floats)
+		src, dst := cl.allocAct(n), cl.allocAct(n)
 		if cl.plan || cl.err != nil {
 			return
 		}
-		cl.ew("fill_f32", floats, src.Ptr, float32(1), i64(floats))
+		cl.ew(kn("fill_f32", src), n, src.Ptr, float32(1), i64(n))
 		for it := 0; it < iters && cl.err == nil; it++ {
 			cl.record(ev[0])
-			cl.ew("concat_copy", floats, src.Ptr, dst.Ptr, i32(1), i32(floats), i32(floats), i32(0))
+			cl.ew(kn("concat_copy", src), n, src.Ptr, dst.Ptr, i32(1), i32(n), i32(n), i32(0))
 			cl.record(ev[1])
 			f, err := d.ElapsedMs(ev[0], ev[1])
 			cl.fail(err)
