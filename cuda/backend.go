@@ -515,11 +515,11 @@ type gemmArgs struct {
 	reluB              bool      // read max(B, 0): a ReLU folded in front of the product
 	mask               DevicePtr // laid out as C: zero each product where mask <= 0 (the ReLU's backward)
 	// aBF, bBF, cBF: the operand holds bfloat16 activations
-	// (gemm_strided's mixed twins, gemmKernel).
+	// (gemm_strided's mixed twins, gemmArgs.kernel).
 	aBF, bBF, cBF bool
 }
 
-// gemmKernel names the gemm_strided kernel for g's operand types:
+// kernel names the gemm_strided kernel for g's operand types:
 // gemm_strided when all are float32, else gemm_strided_XYZ with X, Y, Z
 // f (float32) or b (bfloat16) for A, B, C. Only the three mixes the
 // kernels have exist (kernels/gemm.cu).

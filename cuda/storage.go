@@ -47,7 +47,7 @@ const bf16Suffix = "_bf16"
 // activations (kernels/all_kernels.h: every kernel of elementwise.cu,
 // linear.cu, conv.cu, bn.cu, pool.cu, loss.cu but reduce_sum, data.cu),
 // each as NAME_bf16. gemm_strided has three mixed twins instead
-// (gemmKernel).
+// (gemmArgs.kernel).
 var bf16Twins = []string{
 	"relu_fwd", "relu_bwd", "add2_fwd", "add_acc", "fill_f32", "concat_copy", "concat_bwd",
 	"global_avg_pool_fwd", "global_avg_pool_bwd", "strided_gather", "strided_scatter_add", "act_widen", "act_narrow",
