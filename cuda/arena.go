@@ -78,22 +78,29 @@ func (a *Arena) AllocBytes(n int) (DevicePtr, error) {
 }
 
 // Alloc hands out a tensor of n float32 values (uninitialised).
-func (a *Arena) Alloc(n int) (Tensor, error) {
-	p, err := a.AllocBytes(4 * n)
-	if err != nil {
-		return Tensor{}, err
-	}
-	return Tensor{Ptr: p, Len: n}, nil
-}
+func (a *Arena) Alloc(n int) (Tensor, error) { return a.AllocAs(n, false) }
 
 // AllocBF16 hands out n bfloat16 values (BF16 storage), rounded up to
 // whole 32-bit words.
-func (a *Arena) AllocBF16(n int) (Tensor, error) {
-	p, err := a.AllocBytes(4 * ((n + 1) / 2))
+func (a *Arena) AllocBF16(n int) (Tensor, error) { return a.AllocAs(n, true) }
+
+// AllocAs is AllocBF16 with bf16, else Alloc.
+func (a *Arena) AllocAs(n int, bf16 bool) (Tensor, error) {
+	p, err := a.AllocBytes(tensorBytes(n, bf16))
 	if err != nil {
 		return Tensor{}, err
 	}
-	return Tensor{Ptr: p, Len: n, BF16: true}, nil
+	return Tensor{Ptr: p, Len: n, BF16: bf16}, nil
+}
+
+// tensorBytes is what a tensor of n values takes of an arena before
+// alignment: 4 bytes a value, or 2 for bfloat16 rounded up to whole
+// 32-bit words.
+func tensorBytes(n int, bf16 bool) int {
+	if bf16 {
+		return 4 * ((n + 1) / 2)
+	}
+	return 4 * n
 }
 
 // Reset releases every allocation at once. Tensors handed out before are

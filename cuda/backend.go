@@ -372,34 +372,21 @@ func (c *call) fail(err error) {
 }
 
 // alloc returns n floats of device memory (a zero Tensor for n == 0).
-func (c *call) alloc(n int) Tensor {
-	if n == 0 || c.err != nil {
-		return Tensor{}
-	}
-	if c.plan {
-		c.need += AlignedBytes(4 * n)
-		return Tensor{Len: n}
-	}
-	t, err := c.b.arena.Alloc(n)
-	if err != nil {
-		c.fail(err)
-	}
-	return t
-}
+func (c *call) alloc(n int) Tensor { return c.allocAs(n, false) }
 
 // allocAct returns n activation values in the backend's storage.
-func (c *call) allocAct(n int) Tensor {
-	if c.b.storage != BF16 {
-		return c.alloc(n)
-	}
+func (c *call) allocAct(n int) Tensor { return c.allocAs(n, c.b.storage == BF16) }
+
+// allocAs returns n values, bfloat16 with bf16, else float32.
+func (c *call) allocAs(n int, bf16 bool) Tensor {
 	if n == 0 || c.err != nil {
 		return Tensor{}
 	}
 	if c.plan {
-		c.need += AlignedBytes(4 * ((n + 1) / 2))
-		return Tensor{Len: n, BF16: true}
+		c.need += AlignedBytes(tensorBytes(n, bf16))
+		return Tensor{Len: n, BF16: bf16}
 	}
-	t, err := c.b.arena.AllocBF16(n)
+	t, err := c.b.arena.AllocAs(n, bf16)
 	if err != nil {
 		c.fail(err)
 	}

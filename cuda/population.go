@@ -417,7 +417,7 @@ func (c *popCand) planLayout(next *DevicePtr) {
 	c.bytes = 0
 	c.layout(func(n int, act bool) Tensor {
 		t := Tensor{Len: n, BF16: act && c.store == BF16}
-		b := AlignedBytes(4 * max((n*t.ElemBytes()+3)/4, 1))
+		b := AlignedBytes(tensorBytes(max(n, 1), t.BF16)) // as runWave's layout allocates
 		if next != nil {
 			t.Ptr = *next
 			*next += DevicePtr(b)
@@ -1168,13 +1168,7 @@ func runWave(ctx context.Context, d Driver, dtrain, dval *DeviceDataset, wave []
 		var lerr error
 		c.layout(func(n int, act bool) Tensor {
 			bf := act && c.store == BF16
-			var t Tensor
-			var e error
-			if bf {
-				t, e = a.AllocBF16(max(n, 1))
-			} else {
-				t, e = a.Alloc(max(n, 1))
-			}
+			t, e := a.AllocAs(max(n, 1), bf)
 			if e != nil && lerr == nil {
 				lerr = e
 			}

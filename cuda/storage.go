@@ -15,8 +15,8 @@ type Storage int
 const (
 	// F32 stores activations as float32 (the default).
 	F32 Storage = iota
-	// BF16 stores them as bfloat16 (float32's exponent, 8 bits of
-	// mantissa: relative rounding error at most 2^-9): every memory-bound
+	// BF16 stores them as bfloat16 (float32's exponent, 8 significant
+	// bits: relative rounding error at most 2^-8): every memory-bound
 	// kernel moves about half the bytes. Kernels read bfloat16, compute in
 	// float32 and round once when they store (kernels/evo_cuda.h).
 	BF16
