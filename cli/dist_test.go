@@ -602,10 +602,14 @@ func TestDistMNISTSameArchive(t *testing.T) {
 // TestSearchWorkersNATSInProcess: --workers nats without a listener trains
 // on in-process workers through the same queue: same archive, and a
 // resumed search finds its recorded search id.
+//
+// A distributed search records its GPU arithmetic as a device search does
+// (its tasks carry it to GPU workers); CPU workers train in float32
+// whatever it says, so the archive is still the CPU search's.
 func TestSearchWorkersNATSInProcess(t *testing.T) {
 	want := reference(t)
 	out := filepath.Join(t.TempDir(), "s")
-	code, _, stderr := runCLI(distSearchArgs(out, "--workers", "nats", "--slots", "2")...)
+	code, _, stderr := runCLI(distSearchArgs(out, "--workers", "nats", "--slots", "2", "--gpu-storage", "bf16")...)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -614,7 +618,13 @@ func TestSearchWorkersNATSInProcess(t *testing.T) {
 	}
 	sameAsReference(t, archiveLines(t, filepath.Join(out, evo.ArchiveFile)), want, nil)
 	checkOneForOne(t, out, 0)
-	_, opts, _ := evo.ReadSettings(out)
+	settings, opts, _ := evo.ReadSettings(out)
+	if settings["gpu-storage"] != "bf16" {
+		t.Errorf("checkpoint settings %v: want gpu-storage bf16 recorded", settings)
+	}
+	if code, _, stderr := runCLI("search", "--output", out, "--resume", "--generations", "4", "--workers", "nats", "--gpu-storage", "fp32"); code != 2 || !strings.Contains(stderr, "gpu-storage") {
+		t.Errorf("resume at another storage: exit %d, want 2 naming --gpu-storage: %s", code, stderr)
+	}
 	if code, _, stderr := runCLI("search", "--output", out, "--resume", "--generations", "4", "--workers", "nats"); code != 0 {
 		t.Fatalf("resume: exit %d: %s", code, stderr)
 	}
@@ -627,15 +637,18 @@ func TestSearchWorkersNATSInProcess(t *testing.T) {
 // TestDistWorkerCudaEmu: a worker with --device cuda-emu trains the tasks it
 // holds as one population through the GPU code path (on the emulator); the
 // first generation's candidates and statuses match the CPU search's and
-// their fitness is within an image of the 12 validation images.
+// their fitness is within an image of the 12 validation images. The tasks
+// carry the search's GPU arithmetic (float32 here), which the worker uses
+// in place of its own --gpu-storage bf16, and says so.
 func TestDistWorkerCudaEmu(t *testing.T) {
 	want := reference(t)
 	out := filepath.Join(t.TempDir(), "s")
 	coord, url := startCoordinator(t, out, "127.0.0.1:0")
-	w := startProc(t, "gpu-worker", distEnv, "worker", "--nats", url, "--slots", "4", "--device", "cuda-emu", "--name", "gpu-worker")
+	w := startProc(t, "gpu-worker", distEnv, "worker", "--nats", url, "--slots", "4", "--device", "cuda-emu", "--gpu-storage", "bf16", "--name", "gpu-worker")
 	if code := coord.wait(t, 120*time.Second); code != 0 {
 		t.Fatalf("search exit %d\n%s", code, w.output())
 	}
+	w.waitFor(t, `a search asks for fp32 precision, fp32 activations: its tasks train with it, not with this worker's --gpu-storage bf16`, 10*time.Second)
 	got := archiveLines(t, filepath.Join(out, evo.ArchiveFile))
 	if len(got) != len(want) {
 		t.Fatalf("%d archive lines, the CPU search %d", len(got), len(want))

@@ -144,8 +144,10 @@ func runSearch(c *ucli.Context) error {
 	// A GPU's arithmetic changes what a fitness means too (bf16 storage
 	// moves proxy losses by a few percent); it is recorded only when it is
 	// not the float32 default, so checkpoints written before it was
-	// recorded still resume.
-	if c.String(deviceFlag.Name) != "cpu" {
+	// recorded still resume. A distributed search hands it to its GPU
+	// workers with every task.
+	parallel, remote := searchWorkers(c)
+	if c.String(deviceFlag.Name) != "cpu" || remote {
 		for _, f := range gpuArithFlags {
 			if v := c.String(f.Name); v != f.Value {
 				settings[f.Name] = v
@@ -156,7 +158,6 @@ func runSearch(c *ucli.Context) error {
 	for _, k := range optionKeys {
 		options[k] = flagText(c, k)
 	}
-	parallel, remote := searchWorkers(c)
 	var searchID string
 	if remote {
 		if searchID, err = searchIDFor(out, c.Bool("resume")); err != nil {

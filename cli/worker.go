@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,7 +53,9 @@ var workerCommand = &ucli.Command{
 --nats URL) and trains the candidates it pulls from the queue one at a time per slot, storing each
 result once. A task carries its architecture, proxy recipe and data settings, so a worker's result
 is the one the search would have computed itself (on the CPU, bit for bit). With --device cuda the
-tasks a worker holds (--slots) are trained together as one population on the GPU.
+tasks a worker holds (--slots) are trained together as one population on the GPU, with the
+arithmetic the search names (its --gpu-precision and --gpu-storage); the worker's own flags apply
+only to tasks of searches from before the task carried them.
 
 While it trains, a worker tells the server it is still working; a worker that dies or hangs has
 its tasks handed to another after the ack wait; so does a training that runs past --task-timeout,
@@ -71,6 +74,37 @@ NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
 		&ucli.DurationFlag{Name: "task-timeout", Value: 12 * time.Hour, Usage: "give up on a training (one task, or a GPU batch) that runs longer: its tasks go back to the queue, failed on their last delivery; a training that does not stop is taken as hung, and the worker takes no more tasks and exits 1 once its other slots are done (0: no limit)", EnvVars: []string{"EVOSEARCH_TASK_TIMEOUT"}},
 	}, natsConnFlags()...),
 	Action: runWorker,
+}
+
+// taskArith returns what a GPU worker trains a task with: the arithmetic
+// the task names (its search's --gpu-precision and --gpu-storage), or, for
+// a task from a search that does not send it, the worker's own (prec,
+// store). A task that overrides a flag given to the worker is logged, once
+// per arithmetic.
+func taskArith(c *ucli.Context, prec cuda.Precision, store cuda.Storage, logf func(string, ...any)) func(*dist.GPUSpec) (cuda.Precision, cuda.Storage) {
+	var mu sync.Mutex
+	told := map[dist.GPUSpec]bool{}
+	return func(g *dist.GPUSpec) (cuda.Precision, cuda.Storage) {
+		if g == nil {
+			return prec, store
+		}
+		p, _ := cuda.ParsePrecision(g.Precision) // checked by dist.ParseTask
+		s, _ := cuda.ParseStorage(g.Storage)
+		var over []string
+		if c.IsSet(gpuPrecisionFlag.Name) && p != prec {
+			over = append(over, fmt.Sprintf("--%s %s", gpuPrecisionFlag.Name, prec))
+		}
+		if c.IsSet(gpuStorageFlag.Name) && s != store {
+			over = append(over, fmt.Sprintf("--%s %s", gpuStorageFlag.Name, store))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(over) > 0 && !told[*g] {
+			told[*g] = true
+			logf("a search asks for %s: its tasks train with it, not with this worker's %s", g, strings.Join(over, " and "))
+		}
+		return p, s
+	}
 }
 
 // Test hooks, honoured only when set: a worker about to train the
@@ -135,10 +169,12 @@ func runWorker(c *ucli.Context) error {
 		defer drv.Close()
 		stage, prec, store := cuda.Stage(c.Int(gpuStageFlag.Name)), gpuPrecision(c), gpuStorage(c)
 		w.Batch = true
-		w.NewEvaluator = func(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig) evo.Evaluator {
-			return &evo.CUDAEvaluator{Driver: drv, Train: train, Val: val, Net: net, Recipe: recipe, Options: cuda.PopOptions{Stage: stage, Precision: prec, Storage: store}}
+		arith := taskArith(c, prec, store, logf)
+		w.NewEvaluator = func(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig, gpu *dist.GPUSpec) evo.Evaluator {
+			p, s := arith(gpu)
+			return &evo.CUDAEvaluator{Driver: drv, Train: train, Val: val, Net: net, Recipe: recipe, Options: cuda.PopOptions{Stage: stage, Precision: p, Storage: s}}
 		}
-		where = fmt.Sprintf("%s (%s, %s, %s activations), held tasks trained together", drv.Name(), stage, prec, store)
+		where = fmt.Sprintf("%s (%s; %s, %s activations for tasks that do not name their arithmetic), held tasks trained together", drv.Name(), stage, prec, store)
 		if w.Slots == 0 {
 			w.Slots = 16
 		}
@@ -384,7 +420,8 @@ func openRemote(c *ucli.Context, out, id string, netCfg nets.NetConfig, recipe n
 	}
 	desc += fmt.Sprintf(", %d local slots", slots)
 
-	ev := &dist.Evaluator{Queue: q, Search: id, Net: netCfg, Recipe: recipe, Data: spec,
+	gpu := &dist.GPUSpec{Precision: gpuPrecision(c).String(), Storage: gpuStorage(c).String()}
+	ev := &dist.Evaluator{Queue: q, Search: id, Net: netCfg, Recipe: recipe, Data: spec, GPU: gpu,
 		Progress: func(pr dist.Progress) {
 			p.update(fmt.Sprintf("generation %d: %d workers, %d queued, %d running, %d/%d done (%d failed)",
 				pr.Generation+1, pr.Workers, pr.Queued, pr.Running, pr.Done, pr.Total, pr.Failed))

@@ -78,8 +78,10 @@ func benchQueue(b *testing.B, tcp bool, size int) {
 	}
 	tr, _ := testData(b)
 	w := &Worker{Queue: wq, ID: "bench", Slots: 2, FetchWait: 200 * time.Millisecond,
-		Data:         func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, tr, nil },
-		NewEvaluator: func(*data.Dataset, *data.Dataset, nets.NetConfig, nets.TrainConfig) evo.Evaluator { return instant{} }}
+		Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, tr, nil },
+		NewEvaluator: func(*data.Dataset, *data.Dataset, nets.NetConfig, nets.TrainConfig, *GPUSpec) evo.Evaluator {
+			return instant{}
+		}}
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -501,6 +501,8 @@ func TestParseTaskChecks(t *testing.T) {
 		{func(t *Task) { t.Recipe.Epochs = 0 }, "recipe", true},
 		{func(t *Task) { t.Data.Dataset = "imagenet" }, `dataset "imagenet"`, true},
 		{func(t *Task) { t.Data.ValFraction = 1 }, "validation fraction 1", true},
+		{func(t *Task) { t.GPU = &GPUSpec{Precision: "fp16", Storage: "fp32"} }, `gpu precision: `, true},
+		{func(t *Task) { t.GPU = &GPUSpec{Precision: "tf32", Storage: "int8"} }, `gpu storage: `, true},
 	}
 	for _, c := range cases {
 		bad := good
@@ -510,6 +512,12 @@ func TestParseTaskChecks(t *testing.T) {
 		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) || (tk != nil) != c.hasKey {
 			t.Errorf("%s: err %v, task returned %v", c.want, err, tk != nil)
 		}
+	}
+	withGPU := good
+	withGPU.GPU = &GPUSpec{Precision: "3xtf32", Storage: "bf16"}
+	b, _ = json.Marshal(withGPU)
+	if got, _, err := ParseTask(b); err != nil || got.GPU == nil || *got.GPU != *withGPU.GPU {
+		t.Errorf("task with its GPU arithmetic: %v, %+v", err, got)
 	}
 	if _, _, err := ParseTask([]byte(`{"version":1,"extra":true}`)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("unknown field: %v", err)
@@ -678,5 +686,71 @@ func evaluateAsync(ctx context.Context, ev *Evaluator, cands []evo.Candidate) (w
 	return func() ([]evo.Result, error) {
 		o := <-c
 		return o.res, o.err
+	}
+}
+
+// specEvaluator trains nothing; its fitness says which GPU arithmetic it
+// was made for (0.25 for bfloat16 storage, 0.5 otherwise).
+type specEvaluator struct{ gpu *GPUSpec }
+
+func (e specEvaluator) Evaluate(_ context.Context, _ int, cands []evo.Candidate) ([]evo.Result, error) {
+	f := 0.5
+	if e.gpu != nil && e.gpu.Storage == "bf16" {
+		f = 0.25
+	}
+	out := make([]evo.Result, len(cands))
+	for i := range out {
+		out[i] = evo.Result{Status: nets.StatusOK, Fitness: f, Losses: []evo.Float{1}}
+	}
+	return out, nil
+}
+
+// TestBatchWorkerGPUSpec: a batching (GPU) worker trains the tasks it
+// holds together only when they ask for the same arithmetic, and hands
+// each batch's arithmetic to its evaluator: two searches with the same
+// data, network and recipe, one asking for bfloat16 storage and one not
+// saying, queued before the worker starts, each get their own.
+func TestBatchWorkerGPUSpec(t *testing.T) {
+	r := newRig(t, fastTunables())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bf := r.evaluator(t, "bf")
+	bf.GPU = &GPUSpec{Precision: "fp32", Storage: "bf16"}
+	plain := r.evaluator(t, "plain")
+	waitBF := evaluateAsync(ctx, bf, testCands(3, 1))
+	waitPlain := evaluateAsync(ctx, plain, testCands(3, 2))
+	if !eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 6 }) {
+		t.Fatalf("the 6 tasks were not queued")
+	}
+	var mu sync.Mutex
+	var batches []string
+	r.startWorkers(t, 1, func(w *Worker) {
+		w.Batch, w.Slots = true, 8
+		w.NewEvaluator = func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, gpu *GPUSpec) evo.Evaluator {
+			mu.Lock()
+			batches = append(batches, gpu.String())
+			mu.Unlock()
+			return specEvaluator{gpu}
+		}
+	})
+	for _, c := range []struct {
+		name string
+		wait func() ([]evo.Result, error)
+		want float64
+	}{{"bf", waitBF, 0.25}, {"plain", waitPlain, 0.5}} {
+		res, err := c.wait()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		for i, r := range res {
+			if r.Fitness != c.want {
+				t.Errorf("search %s, candidate %d: fitness %v, want %v (trained with another search's arithmetic)", c.name, i, r.Fitness, c.want)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(batches, "fp32 precision, bf16 activations") || !slices.Contains(batches, "the worker's own") {
+		t.Errorf("batches trained with %q, want one for each search's arithmetic", batches)
 	}
 }

@@ -25,6 +25,7 @@ type Evaluator struct {
 	Net    nets.NetConfig
 	Recipe nets.TrainConfig
 	Data   DataSpec
+	GPU    *GPUSpec // the arithmetic GPU workers must use (nil: their own)
 	// Progress, if set, is called from the evaluating goroutine as results
 	// arrive and at every sweep.
 	Progress func(Progress)
@@ -176,7 +177,7 @@ func (g *generation) publish(ctx context.Context, k int) error {
 		return fmt.Errorf("dist: encode candidate %d of generation %d: %w", cd.Index, g.gen, err)
 	}
 	t := Task{Version: TaskVersion, Search: e.Search, Generation: g.gen, Index: cd.Index, Hash: cd.Hash,
-		Arch: raw, Net: e.Net, Recipe: e.Recipe, Data: e.Data}
+		Arch: raw, Net: e.Net, Recipe: e.Recipe, Data: e.Data, GPU: e.GPU}
 	b, err := json.Marshal(&t)
 	if err != nil {
 		return fmt.Errorf("dist: encode task %s: %w", t.Key(), err)

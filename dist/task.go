@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
@@ -35,6 +36,27 @@ type Task struct {
 	Net        nets.NetConfig   `json:"net"`    // the proxy network
 	Recipe     nets.TrainConfig `json:"recipe"` // the proxy recipe; the arch's hparams apply on top
 	Data       DataSpec         `json:"data"`   // how to rebuild the proxy data
+	// GPU is the arithmetic the search asks of GPU workers; absent, each
+	// GPU worker uses its own --gpu-precision and --gpu-storage.
+	GPU *GPUSpec `json:"gpu,omitempty"`
+}
+
+// GPUSpec is a GPU's arithmetic, as the search's --gpu-precision and
+// --gpu-storage name it (cuda.ParsePrecision, cuda.ParseStorage). It
+// changes what a fitness means (bfloat16 activations move proxy losses by
+// a few percent), so a search that sets it has every GPU worker follow it.
+// A CPU worker trains in float32 whatever it says.
+type GPUSpec struct {
+	Precision string `json:"precision"`
+	Storage   string `json:"storage"`
+}
+
+// String is the spec as a worker's log shows it.
+func (g *GPUSpec) String() string {
+	if g == nil {
+		return "the worker's own"
+	}
+	return g.Precision + " precision, " + g.Storage + " activations"
 }
 
 // DataSpec says how a search builds its proxy data from a dataset: a
@@ -159,6 +181,14 @@ func ParseTask(msg []byte) (*Task, nets.Arch, error) {
 	}
 	if !(d.ProxyFraction > 0 && d.ProxyFraction <= 1) || !(d.ValFraction > 0 && d.ValFraction < 1) {
 		add("proxy fraction %g must be in (0, 1] and validation fraction %g in (0, 1)", d.ProxyFraction, d.ValFraction)
+	}
+	if g := t.GPU; g != nil {
+		if _, err := cuda.ParsePrecision(g.Precision); err != nil {
+			add("gpu precision: %v", err)
+		}
+		if _, err := cuda.ParseStorage(g.Storage); err != nil {
+			add("gpu storage: %v", err)
+		}
 	}
 	if len(probs) > 0 {
 		err := fmt.Errorf("%w: %s", ErrMalformed, strings.Join(probs, "; "))

@@ -18,13 +18,13 @@ import (
 )
 
 // NewEvaluator makes the evaluator for tasks that share their proxy data,
-// network and recipe.
-type NewEvaluator func(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig) evo.Evaluator
+// network, recipe and GPU arithmetic (nil: the worker's own).
+type NewEvaluator func(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig, gpu *GPUSpec) evo.Evaluator
 
 // CPUEvaluator is the default NewEvaluator: evo.CPUEvaluator with one
 // candidate at a time on one thread, as the search's own CPU evaluator
 // trains each candidate, so that results are bit-identical to it.
-func CPUEvaluator(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig) evo.Evaluator {
+func CPUEvaluator(train, val *data.Dataset, net nets.NetConfig, recipe nets.TrainConfig, _ *GPUSpec) evo.Evaluator {
 	return &evo.CPUEvaluator{Train: train, Val: val, Net: net, Recipe: recipe, Parallel: 1}
 }
 
@@ -270,7 +270,8 @@ func (w *Worker) process(ctx context.Context, msgs []jetstream.Msg) {
 	defer stop()
 
 	// Tasks of one search and generation share their setup; group so that
-	// each group's data is loaded once and trained together when batching.
+	// each group's data is loaded once and trained together when batching
+	// (one population has one arithmetic).
 	groups := map[string][]*held{}
 	var order []string
 	for _, h := range work {
@@ -290,7 +291,8 @@ func setupKey(t *Task) string {
 		D DataSpec
 		N nets.NetConfig
 		R nets.TrainConfig
-	}{t.Data, t.Net, t.Recipe})
+		G *GPUSpec
+	}{t.Data, t.Net, t.Recipe, t.GPU})
 	return string(b)
 }
 
@@ -324,7 +326,7 @@ func (w *Worker) train(ctx context.Context, hs []*held) {
 		if newEv == nil {
 			newEv = CPUEvaluator
 		}
-		results, err = newEv(train, val, t0.Net, t0.Recipe).Evaluate(evalCtx, t0.Generation, cands)
+		results, err = newEv(train, val, t0.Net, t0.Recipe, t0.GPU).Evaluate(evalCtx, t0.Generation, cands)
 		if err == nil && len(results) != len(hs) {
 			err = fmt.Errorf("dist: evaluator returned %d results for %d tasks", len(results), len(hs))
 		}
