@@ -3,6 +3,7 @@ package cuda
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/naturecast/evosearch/nets"
@@ -62,6 +63,45 @@ func TestConformanceAttention3xTF32(t *testing.T) {
 	defer b.Close()
 	b.SetPrecision(TF32x3)
 	backendtest.RunCases(t, b, tf32AttentionCases(), conformanceTol)
+}
+
+// TestConformanceAttentionBF16 holds the tensor-core attention's bfloat16
+// twins (attention_tc_*_bf16, attention_tc3_*_bf16, attention_delta_bf16)
+// to the reference on the same rounded inputs: at TF32 within TF32's
+// tolerance plus bfloat16's, at 3xTF32 within bfloat16's (float32-like
+// products, then one rounding per stored value). It checks that the twins
+// ran, and that no float32 copies were made (act_widen, act_narrow).
+func TestConformanceAttentionBF16(t *testing.T) {
+	for _, p := range []Precision{TF32, TF32x3} {
+		t.Run(p.String(), func(t *testing.T) {
+			log := newLaunchLog(testDriver(t))
+			b := NewBackend(log)
+			defer b.Close()
+			b.SetStorage(BF16)
+			b.SetPrecision(p)
+			tol := bf16Tol
+			if p == TF32 {
+				tol = backendtest.Tolerance{Atol: bf16Tol.Atol + tf32Tol.Atol, Rtol: bf16Tol.Rtol + tf32Tol.Rtol}
+			}
+			backendtest.RunCasesStored(t, b, tf32AttentionCases(), func(backendtest.Case) backendtest.Tolerance { return tol }, RoundBF16)
+			prefix := map[Precision]string{TF32: "attention_tc_", TF32x3: "attention_tc3_"}[p]
+			var twins int
+			for k := range log.grid {
+				switch {
+				case strings.HasPrefix(k, "act_"):
+					t.Errorf("%s ran: attention at %s should read bfloat16 activations directly", k, p)
+				case strings.HasPrefix(k, "attention_") && !strings.HasSuffix(k, bf16Suffix):
+					t.Errorf("%s ran on bfloat16 activations", k)
+				case strings.HasPrefix(k, prefix) && strings.HasSuffix(k, bf16Suffix):
+					twins++
+				}
+			}
+			// Forward, dq and dk/dv at caps 16, 32 and 64.
+			if twins != 9 {
+				t.Errorf("%d distinct %s*_bf16 kernels ran, want 9 (three kernels at three head-size caps): %v", twins, prefix, log.grid)
+			}
+		})
+	}
 }
 
 // attnArgs are attention's arguments for case c, filled from seed.

@@ -179,9 +179,9 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 		switch {
 		case k == "gemm_strided":
 			out = append(out, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
-		case slices.Contains(bf16Twins, k):
+		case slices.Contains(bf16Twins, k), slices.Contains(attnBF16Kernels(), k+bf16Suffix):
 			out = append(out, k+bf16Suffix)
-		default: // attention: float32 kernels on float32 copies
+		default: // attention at FP32 precision: float32 kernels on float32 copies
 			out = append(out, k)
 		}
 	}
@@ -682,9 +682,12 @@ type scratchSpec struct {
 // its per-channel sums (2C); factorized reduce one subsampled input
 // (forward) or that and its gradient (backward), both activations;
 // attention's backward each query's log-sum-exp and delta. With BF16
-// storage attention computes on float32 copies (attnF32): the forward and
-// the backward then both have lse and delta, and float32 x, y, dy and dx.
-func scratchSizes(op nets.OpKind, a *nets.Args, backward bool, st Storage) []scratchSpec {
+// storage at FP32 precision attention computes on float32 copies
+// (attnF32): the forward and the backward then both have lse and delta,
+// and float32 x, y, dy and dx. (The tensor-core kernels have bfloat16
+// twins, which need no copies.)
+func scratchSizes(op nets.OpKind, a *nets.Args, backward bool, st Storage, p Precision) []scratchSpec {
+	copies := attnCopies(st, p)
 	is, os := a.InShape[0], a.OutShape
 	switch {
 	case op == nets.OpBatchNorm && backward:
@@ -693,10 +696,10 @@ func scratchSizes(op nets.OpKind, a *nets.Args, backward bool, st Storage) []scr
 		return []scratchSpec{{a.N * is.C * os.H * os.W, true}}
 	case op == nets.OpFactReduce && backward:
 		return []scratchSpec{{a.N * is.C * os.H * os.W, true}, {a.N * is.C * os.H * os.W, true}}
-	case op == nets.OpAttention && (backward || st == BF16):
+	case op == nets.OpAttention && (backward || copies):
 		rows := a.N * a.Attr.Heads * os.H * os.W
 		sp := []scratchSpec{{rows, false}, {rows, false}}
-		if st == BF16 {
+		if copies {
 			x, y := a.N*is.Size(), a.N*os.Size()
 			sp = append(sp, scratchSpec{x, false}, scratchSpec{y, false}, scratchSpec{y, false}, scratchSpec{x, false})
 		}
@@ -704,6 +707,11 @@ func scratchSizes(op nets.OpKind, a *nets.Args, backward bool, st Storage) []scr
 	}
 	return nil
 }
+
+// attnCopies reports whether attention runs on float32 copies of its
+// activations: bfloat16 storage at FP32 precision, whose kernels have no
+// bfloat16 twins.
+func attnCopies(st Storage, p Precision) bool { return st == BF16 && !p.tensorCores() }
 
 // attnF32 are the float32 copies through which attention runs on
 // bfloat16 activations (scratch 2 to 5 of scratchSizes): x, y, dy, dx.
@@ -743,7 +751,7 @@ func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
 			}
 		}
 	}
-	for _, sp := range scratchSizes(op, a, backward, c.b.storage) {
+	for _, sp := range scratchSizes(op, a, backward, c.b.storage, c.b.prec) {
 		if sp.act {
 			t.scratch = append(t.scratch, c.allocAct(sp.n))
 		} else {
@@ -1218,16 +1226,19 @@ func capOf(caps []int, d int) int {
 // run instead, with the same arguments; at TF32x3 their 3xTF32 twins
 // (attention_tc3_*).
 //
-// On bfloat16 activations (x.BF16) it runs on float32 copies, f = (x, y,
-// dy, dx) from attnF32: act_widen copies the inputs in, the float32 (or
-// tensor-core) kernels run on the copies, and act_narrow stores or adds the
-// result back. Attention's cost is its products, not its bytes, so the
-// copies cost little; its kernels keep one form. With kept (a population's
-// training step, whose forward left its copies of x and y in f), the
-// backward widens only dy.
+// On bfloat16 activations (x.BF16) the tensor-core kernels' bfloat16
+// twins (NAME_bf16) read and write them directly: operands widen exactly
+// as they are staged, results round once as they are stored, so they give
+// what the float32 kernels give on widened copies, except that the
+// backward's delta is formed from the rounded output. At FP32 precision,
+// whose kernels have no twins, it runs on float32 copies, f = (x, y, dy,
+// dx) from attnF32: act_widen copies the inputs in, the float32 kernels
+// run on the copies, and act_narrow stores or adds the result back. With
+// kept (a population's training step, whose forward left its copies of x
+// and y in f), the backward widens only dy.
 func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32, f []Tensor, kept bool) {
-	if !x.BF16 {
-		c.attention32(a, x, y, dy, dx, lse, delta, set)
+	if !x.BF16 || c.b.prec.tensorCores() {
+		c.attentionKernels(a, x, y, dy, dx, lse, delta, set)
 		return
 	}
 	if len(f) < 4 || f[0].Len < x.Len {
@@ -1244,7 +1255,7 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 	}
 	if dy.Len == 0 {
 		xf, yf := widen(x, f[0]), f[1].Slice(0, y.Len)
-		c.attention32(a, xf, yf, Tensor{}, Tensor{}, lse, Tensor{}, 0)
+		c.attentionKernels(a, xf, yf, Tensor{}, Tensor{}, lse, Tensor{}, 0)
 		narrow(yf, y, 1)
 		return
 	}
@@ -1262,12 +1273,14 @@ func (c *call) attention(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int3
 		}
 	}
 	dxf := f[3].Slice(0, dx.Len)
-	c.attention32(a, xf, yf, widen(dy, f[2]), dxf, lse, delta, 1)
+	c.attentionKernels(a, xf, yf, widen(dy, f[2]), dxf, lse, delta, 1)
 	narrow(dxf, dx, set)
 }
 
-// attention32 is attention on float32 activations.
-func (c *call) attention32(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
+// attentionKernels launches attention's kernels on activations of x's
+// type: float32, or bfloat16 at TF32 or TF32x3 (the tensor-core kernels'
+// twins).
+func (c *call) attentionKernels(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set int32) {
 	os, heads := a.OutShape, a.Attr.Heads
 	p, d := os.H*os.W, os.C/heads
 	grid := Dim3{X: ceilDiv(p, attnRows), Y: heads, Z: a.N}
@@ -1281,17 +1294,21 @@ func (c *call) attention32(a *nets.Args, x, y, dy, dx, lse, delta Tensor, set in
 	}
 	block, fwdB, dqB, dkdvB := attnLaunch(tc, D)
 	dims := []any{i32(os.C), i32(p), i32(heads)}
-	fwd := fmt.Sprintf("%sfwd_d%d", prefix, D)
+	if x.BF16 && !tc {
+		c.fail(fmt.Errorf("%w: float32 attention kernels on bfloat16 activations", ErrArgs))
+		return
+	}
+	fwd := kn(fmt.Sprintf("%sfwd_d%d", prefix, D), x)
 	if dy.Len == 0 {
 		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, y.Ptr, lse.Ptr, DevicePtr(0), DevicePtr(0)}, dims...)...)
 		return
 	}
 	if y.Len > 0 {
-		c.ew("attention_delta", lse.Len, y.Ptr, dy.Ptr, delta.Ptr, i32(a.N), i32(os.C), i32(p), i32(heads))
+		c.ew(kn("attention_delta", x), lse.Len, y.Ptr, dy.Ptr, delta.Ptr, i32(a.N), i32(os.C), i32(p), i32(heads))
 	} else {
 		c.launch(fwd, grid, block, fwdB, append([]any{x.Ptr, DevicePtr(0), lse.Ptr, dy.Ptr, delta.Ptr}, dims...)...)
 	}
 	bwd := append(append([]any{x.Ptr, dy.Ptr, lse.Ptr, delta.Ptr, dx.Ptr}, dims...), set)
-	c.launch(fmt.Sprintf("%sbwd_dq_d%d", prefix, D), grid, block, dqB, bwd...)
-	c.launch(fmt.Sprintf("%sbwd_dkdv_d%d", prefix, D), grid, block, dkdvB, bwd...)
+	c.launch(kn(fmt.Sprintf("%sbwd_dq_d%d", prefix, D), x), grid, block, dqB, bwd...)
+	c.launch(kn(fmt.Sprintf("%sbwd_dkdv_d%d", prefix, D), x), grid, block, dkdvB, bwd...)
 }

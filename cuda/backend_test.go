@@ -353,7 +353,7 @@ func TestFoldedReLU(t *testing.T) {
 					tw, tdw := c.upAll(a.Params), c.upAll(gotDw)
 					ty, tdy := c.alloc(len(gotOut)), c.up(a.DOut)
 					scratch := func(backward bool) (ts []Tensor) {
-						for _, sp := range scratchSizes(fc.op, a, backward, F32) {
+						for _, sp := range scratchSizes(fc.op, a, backward, F32, FP32) {
 							ts = append(ts, c.alloc(sp.n))
 						}
 						return ts

@@ -41,14 +41,15 @@ func LaunchCost(kernel string, grid Dim3, args []any) Cost {
 var attnTCNames = strings.NewReplacer("attention_tc3_", "attention_", "attention_tc_", "attention_")
 
 // costFunc is kernel's entry of costFuncs (nil: none) and the element
-// sizes of its activations: 4 bytes, or 2 for a bfloat16 twin (NAME_bf16);
+// sizes of its activations: 4 bytes, or 2 for a bfloat16 twin (NAME_bf16,
+// attention's tensor-core kernels and attention_delta included);
 // for gemm_strided's mixed twins (gemm_strided_XYZ) the sizes of A, B and
 // C. Attention's head-size variants attention_*_d<cap>,
 // attention_tc_*_d<cap> and attention_tc3_*_d<cap> share one entry.
 func costFunc(kernel string) (func(a costArgs, grid Dim3) Cost, [3]int64) {
 	ea := [3]int64{f32, f32, f32}
 	if base, ok := strings.CutSuffix(kernel, bf16Suffix); ok {
-		return costFuncs[base], [3]int64{2, 2, 2}
+		kernel, ea = base, [3]int64{2, 2, 2}
 	}
 	if mix, ok := strings.CutPrefix(kernel, "gemm_strided_"); ok && len(mix) == 3 && strings.Trim(mix, "fb") == "" {
 		for k := range mix {
@@ -216,25 +217,27 @@ var costFuncs = map[string]func(a costArgs, grid Dim3) Cost{
 	// forward's two P x P x C products (as the op table counts them); the
 	// dq kernel recomputes the scores and dP and adds dS K (three), the
 	// dk/dv kernel the same two and dK, dV (four). x holds Q, K and V.
+	// x, y, dy and dx are activations; lse and delta float32.
 	"attention_fwd": func(a costArgs, grid Dim3) Cost {
 		// x read; y, lse written when asked for; with delta, dy read too.
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		vals := 3*c*pp + a.set(1)*c*pp + a.set(2)*h*pp + a.set(4)*(c*pp+h*pp)
-		return Cost{Bytes: f32 * n * vals, FLOPs: 4 * n * pp * pp * c}
+		acts := 3*c*pp + a.set(1)*c*pp + a.set(4)*c*pp
+		floats := a.set(2)*h*pp + a.set(4)*h*pp
+		return Cost{Bytes: n * (a.act*acts + f32*floats), FLOPs: 4 * n * pp * pp * c}
 	},
 	// attention_delta (y, dy, delta, N, C, P, heads): reads y and dy,
 	// writes a value per query and head.
 	"attention_delta": func(a costArgs, _ Dim3) Cost {
 		n, c, pp, h := a.i(3), a.i(4), a.i(5), a.i(6)
-		return Cost{Bytes: f32 * n * (2*c*pp + h*pp)}
+		return Cost{Bytes: n * (a.act*2*c*pp + f32*h*pp)}
 	},
 	"attention_bwd_dq": func(a costArgs, grid Dim3) Cost {
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		return Cost{Bytes: f32 * n * ((6-a.i(8))*c*pp + 2*h*pp), FLOPs: 6 * n * pp * pp * c} // dq += (or =)
+		return Cost{Bytes: n * (a.act*(6-a.i(8))*c*pp + f32*2*h*pp), FLOPs: 6 * n * pp * pp * c} // dq += (or =)
 	},
 	"attention_bwd_dkdv": func(a costArgs, grid Dim3) Cost {
 		n, c, pp, h := int64(max(grid.Z, 1)), a.i(5), a.i(6), a.i(7)
-		return Cost{Bytes: f32 * n * ((8-2*a.i(8))*c*pp + 2*h*pp), FLOPs: 8 * n * pp * pp * c} // dk, dv += (or =)
+		return Cost{Bytes: n * (a.act*(8-2*a.i(8))*c*pp + f32*2*h*pp), FLOPs: 8 * n * pp * pp * c} // dk, dv += (or =)
 	},
 	// The population step's own kernels (kernels/sched.cu).
 	"gather_batch_sched": func(a costArgs, _ Dim3) Cost {

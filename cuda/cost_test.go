@@ -165,6 +165,13 @@ func TestLaunchCostBF16(t *testing.T) {
 		{"bn_apply", Dim3{X: 1}, []any{p, p, p, p, p, p, i32(2), i32(3), i32(5), i32(0)}, 4*2*30 + 4*4*3},
 		// act_narrow adding 10 values: float32 in, bfloat16 read and written
 		{"act_narrow_bf16", Dim3{X: 1}, []any{p, p, i64(10), i32(0)}, (4 + 2*2) * 10},
+		// attention's dq backward, 2 samples, C = 8, P = 10, 2 heads,
+		// adding: x (3CP), dy (CP), dq read and written (2CP) at 2 bytes,
+		// lse and delta (heads*P each) at 4
+		{"attention_tc_bwd_dq_d16_bf16", Dim3{X: 1, Y: 2, Z: 2}, []any{p, p, p, p, p, i32(8), i32(10), i32(2), i32(0)}, 2 * (2*6*80 + 4*2*20)},
+		{"attention_tc3_bwd_dq_d16", Dim3{X: 1, Y: 2, Z: 2}, []any{p, p, p, p, p, i32(8), i32(10), i32(2), i32(0)}, 2 * (4*6*80 + 4*2*20)},
+		// attention_delta: y and dy (N*C*P = 2*8*10) at 2 bytes, delta (N*heads*P) at 4
+		{"attention_delta_bf16", Dim3{X: 1}, []any{p, p, p, i32(2), i32(8), i32(10), i32(2)}, 2*2*160 + 4*40},
 	}
 	for _, c := range cases {
 		if got := LaunchCost(c.kernel, c.grid, c.args).Bytes; got != c.want {

@@ -4,4 +4,4 @@ package cuda
 
 // emuSourcesDigest is the SHA-256 of the kernel sources the emulator
 // was last generated for (TestEmulatorSourcesCurrent).
-const emuSourcesDigest = "43715d728d9c88fbe5eba802ed850652a73dda29d8c78e01101aa0ddb2a0b4f7"
+const emuSourcesDigest = "61fe64aee022e81c92955e67f2db48147933efaa5969fad9a316dc76c9fd35e2"

@@ -619,6 +619,9 @@ func init() {
 	for _, k := range []string{"gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf"} {
 		groupCases[k] = groupCases["gemm_strided"]
 	}
+	for _, k := range attnBF16Kernels() {
+		groupCases[k] = groupCases[strings.TrimSuffix(k, bf16Suffix)]
+	}
 }
 
 // poolCase tests one of pool.cu's kernels: forward (x, y) or backward (dy,

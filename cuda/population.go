@@ -342,7 +342,7 @@ func (c *popCand) layout(allocT func(n int, act bool) Tensor) {
 		}
 		c.saved[i] = alloc(nets.SavedLen(nd.Op, g.InShapes(i)))
 		a := c.args(i, nmax, true)
-		for _, sp := range scratchSizes(nd.Op, &a, true, c.store) {
+		for _, sp := range scratchSizes(nd.Op, &a, true, c.store, c.prec) {
 			c.scr[i] = append(c.scr[i], allocT(sp.n, sp.act))
 		}
 	}
@@ -499,12 +499,12 @@ func (c *popCand) opTensors(i, n int, a *nets.Args, backward bool) *opTensors {
 			t.din = append(t.din, view(c.dacts[j], n, g.Nodes[j].Shape.Size()))
 		}
 	}
-	sizes := scratchSizes(nd.Op, a, backward, c.store)
+	sizes := scratchSizes(nd.Op, a, backward, c.store, c.prec)
 	if nd.Op == nets.OpAttention && a.Training {
 		// The training forward saves each query's log-sum-exp in the
 		// node's scratch for its backward (the backward's sizes).
 		t.lseSaved = true
-		sizes = scratchSizes(nd.Op, a, true, c.store)
+		sizes = scratchSizes(nd.Op, a, true, c.store, c.prec)
 	}
 	for k, sp := range sizes {
 		t.scratch = append(t.scratch, c.scr[i][k].Slice(0, sp.n))

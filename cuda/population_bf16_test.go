@@ -11,29 +11,39 @@ import (
 // TestPopulationBF16 trains the population fixture with activations and
 // their gradients stored as bfloat16, at every stage, and holds it to the
 // CPU reference (float32 throughout) with tolerances for bfloat16's
-// rounding, and the stages to one another.
+// rounding, and the stages to one another. It does so again with
+// attention at 3xTF32, whose tensor-core kernels read and write bfloat16
+// directly (float32-like products, so the same tolerances): that step
+// must move fewer bytes than FP32 attention's, which works on float32
+// copies.
 func TestPopulationBF16(t *testing.T) {
 	d := testDriver(t)
 	f := newPopFixture(t, 3)
 	refs := cpuReferences(t, f)
-	run := func(stage Stage, st Storage) ([]PopResult, PopStats) {
-		rs, s, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: stage, KeepWeights: true, Storage: st})
+	run := func(stage Stage, st Storage, p Precision) ([]PopResult, PopStats) {
+		rs, s, err := TrainPopulation(context.Background(), d, f.train, f.val, f.cands, PopOptions{Stage: stage, KeepWeights: true, Storage: st, Precision: p})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rs, s
 	}
-	r32, s32 := run(StageGraph, F32)
+	r32, s32 := run(StageGraph, F32, FP32)
 	var worstLoss, worstW, worstMove float64
-	for _, stage := range []Stage{StageStreams, StageFused, StageGraph} {
-		rs, st := run(stage, BF16)
+	var copies int64 // a step's bytes at FP32 attention on bfloat16
+	for _, cfg := range []struct {
+		stage Stage
+		prec  Precision
+	}{{StageStreams, FP32}, {StageFused, FP32}, {StageGraph, FP32}, {StageGraph, TF32x3}} {
+		stage := cfg.stage
+		rs, st := run(stage, BF16, cfg.prec)
+		var cfgLoss float64
 		for i, r := range rs {
 			want := refs[i]
 			if r.Status != nets.StatusOK {
 				t.Fatalf("%s candidate %d: status %s (%s)", stage, i, r.Status, r.Error)
 			}
 			for s := range want.steps {
-				worstLoss = max(worstLoss, math.Abs(r.StepLosses[s]-want.steps[s])/math.Abs(want.steps[s]))
+				cfgLoss = max(cfgLoss, math.Abs(r.StepLosses[s]-want.steps[s])/math.Abs(want.steps[s]))
 				if !popClose(r.StepLosses[s], want.steps[s], 0, 2e-2) {
 					t.Errorf("%s candidate %d step %d: loss %.6f, cpu %.6f", stage, i, s, r.StepLosses[s], want.steps[s])
 				}
@@ -78,6 +88,15 @@ func TestPopulationBF16(t *testing.T) {
 		}
 		if st.StepCost.Bytes >= s32.StepCost.Bytes || st.StepCost.Bytes <= 0 {
 			t.Errorf("%s: %d bytes a step with bfloat16 activations, %d with float32: want fewer", stage, st.StepCost.Bytes, s32.StepCost.Bytes)
+		}
+		worstLoss = max(worstLoss, cfgLoss)
+		t.Logf("%s, attention at %s: step losses within %.2g of the CPU's", stage, cfg.prec, cfgLoss)
+		if cfg.prec == FP32 {
+			copies = st.StepCost.Bytes
+		} else if st.StepCost.Bytes >= copies {
+			t.Errorf("%s at %s: %d bytes a step, %d at FP32 (float32 copies for attention): want fewer", stage, cfg.prec, st.StepCost.Bytes, copies)
+		} else {
+			t.Logf("a step moves %d bytes at %s, %d at FP32 attention on float32 copies, %d with float32 activations", st.StepCost.Bytes, cfg.prec, copies, s32.StepCost.Bytes)
 		}
 	}
 	t.Logf("bfloat16 storage against the float32 CPU reference: step losses within %.2g relative; trained weights within %.2g, their change within %.2g of the CPU's in norm",

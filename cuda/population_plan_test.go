@@ -14,28 +14,36 @@ import (
 // TestProxy50Schedule builds (without running) proxy-50's population step:
 // 50 darts-like candidates drawn with seed 1, C=16, L=5, batch 64 on
 // 32x32x3, as bench population does, with activations stored as float32
-// and as bfloat16. It reports the device memory each candidate plans, the
-// launches per step with one stream per candidate and fused, and the
-// step's traffic model, and checks that fusion cuts the launches at least
-// tenfold.
+// and as bfloat16 (attention at FP32, on float32 copies, and at TF32,
+// whose kernels read bfloat16). It reports the device memory each
+// candidate plans, the launches per step with one stream per candidate
+// and fused, and the step's traffic model, and checks that fusion cuts the
+// launches at least tenfold.
 func TestProxy50Schedule(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 50 full-size networks")
 	}
 	var gb [2]float64
 	for _, store := range []Storage{F32, BF16} {
-		t.Run(store.String(), func(t *testing.T) { gb[store] = proxy50Step(t, store) })
+		t.Run(store.String(), func(t *testing.T) { gb[store] = proxy50Step(t, store, FP32) })
 	}
 	// bfloat16 halves every activation's bytes; weights, their gradients,
 	// momentum and per-channel values stay float32.
 	if gb[BF16] < 0.45*gb[F32] || gb[BF16] > 0.6*gb[F32] {
 		t.Errorf("a step moves %.1f GB with bfloat16 activations, %.1f GB with float32: want about half", gb[BF16], gb[F32])
 	}
+	var tc float64
+	t.Run("bf16-tf32", func(t *testing.T) { tc = proxy50Step(t, BF16, TF32) })
+	// Without attention's float32 copies (two widens and a narrow).
+	if tc >= gb[BF16] {
+		t.Errorf("a step moves %.1f GB at bfloat16 with TF32 attention, %.1f GB with FP32 attention on copies: want fewer", tc, gb[BF16])
+	}
 }
 
-// proxy50Step builds proxy-50's step with activations stored as store,
-// logs the model's figures and returns the step's traffic in GB.
-func proxy50Step(t *testing.T, store Storage) float64 {
+// proxy50Step builds proxy-50's step with activations stored as store and
+// attention at precision prec, logs the model's figures and returns the
+// step's traffic in GB.
+func proxy50Step(t *testing.T, store Storage, prec Precision) float64 {
 	rng := data.NewRand(1)
 	cfg := nets.DefaultTrainConfig()
 	cfg.Epochs, cfg.BNCalibration, cfg.Seed = 5, 10, 1
@@ -47,7 +55,7 @@ func proxy50Step(t *testing.T, store Storage) float64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &popCand{idx: i, g: g, cfg: cfg, stream: Stream(i + 1), store: store}
+		c := &popCand{idx: i, g: g, cfg: cfg, stream: Stream(i + 1), store: store, prec: prec}
 		c.sched = makeSchedule(cfg, 5000, 1000, len(g.Buffers) > 0, 0, 0)
 		c.planLayout(&next)
 		total += int64(c.bytes)

@@ -59,13 +59,28 @@ var bf16Twins = []string{
 }
 
 // bf16Kernels names every kernel that exists for bfloat16 activations: the
-// twins and gemm_strided's mixed variants.
+// twins, gemm_strided's mixed variants, and attention's (attnBF16Kernels).
 func bf16Kernels() []string {
 	ks := make([]string, 0, len(bf16Twins)+3)
 	for _, k := range bf16Twins {
 		ks = append(ks, k+bf16Suffix)
 	}
-	return append(ks, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
+	ks = append(ks, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
+	return append(ks, attnBF16Kernels()...)
+}
+
+// attnBF16Kernels are attention's bfloat16 twins: the tensor-core kernels
+// (TF32 and 3xTF32) and attention_delta. The plain float32 kernels have
+// none: at FP32 precision attention on bfloat16 activations runs them on
+// float32 copies (act_widen_bf16, act_narrow_bf16).
+func attnBF16Kernels() []string {
+	var ks []string
+	for _, k := range attnKernels() {
+		if k == "attention_delta" || strings.HasPrefix(k, "attention_tc") {
+			ks = append(ks, k+bf16Suffix)
+		}
+	}
+	return ks
 }
 
 // F32ToBF16 rounds f to bfloat16 to nearest, ties to even, as the kernels'

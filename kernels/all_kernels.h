@@ -7,6 +7,8 @@
 // activations and the kernels' plain names, then inside namespace evo_b16
 // with bfloat16 activations and every name suffixed _bf16. Their static
 // helpers live in each pass's namespace, so the passes do not collide.
+// attention.cu's second pass holds its tensor-core kernels and
+// attention_delta only (EVO_BF16_PASS guards the plain float32 ones).
 #include "evo_cuda.h"
 
 #include "elementwise.cu"
@@ -32,6 +34,7 @@ namespace evo_b16 {
 #include "conv.cu"
 #include "bn.cu"
 #include "pool.cu"
+#include "attention.cu"  // attention_delta and the tensor-core kernels only
 #include "loss.cu"
 #include "data.cu"
 }  // namespace evo_b16

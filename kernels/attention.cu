@@ -9,6 +9,10 @@
 // end of the file, tensor-core ones (TF32 wmma, a warp per 16 rows). Every
 // kernel has a grouped variant (EVO_KERNELS), and attention_delta forms
 // the backward's delta from a stored output when the forward kept lse.
+// The tensor-core kernels and attention_delta are also compiled in the
+// bfloat16 pass (all_kernels.h; NAME_bf16): x, y, dy and dx are then
+// bfloat16 (EVO_ACT), widened exactly as they are staged or read and
+// rounded once as they are stored; lse, delta and every sum stay float32.
 //
 // Layout: per sample, x [3C][P] stacks Q, K, V along channels (P = H*W);
 // head h uses channels h*d .. (h+1)*d of each, d = C/heads; the output y
@@ -54,10 +58,10 @@ struct evo_attn_head {
     int d;
     float scale;
     long long base, yoff, rows;
-    const float *q, *k, *v, *g;
+    const EVO_ACT *q, *k, *v, *g;
 };
 
-static __device__ __forceinline__ evo_attn_head evo_attn_at(const float* x, const float* dy, int C, int P, int heads,
+static __device__ __forceinline__ evo_attn_head evo_attn_at(const EVO_ACT* x, const EVO_ACT* dy, int C, int P, int heads,
                                                             const evo_grid& vg) {
     evo_attn_head a;
     const int h = vg.by, n = vg.bz;
@@ -73,6 +77,7 @@ static __device__ __forceinline__ evo_attn_head evo_attn_at(const float* x, cons
     return a;
 }
 
+#ifndef EVO_BF16_PASS  // the plain float32 kernels: one pass (see all_kernels.h)
 // evo_attn_cap is the register-array size used for head size d.
 static __device__ __forceinline__ int evo_attn_cap(int d) {
     return d <= 4 ? 4 : d <= 8 ? 8 : d <= 16 ? 16 : d <= 32 ? 32 : 64;
@@ -136,7 +141,8 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v;
 
     float qi[D], acc[D];
 #pragma unroll
@@ -182,7 +188,7 @@ static __device__ __forceinline__ void evo_attn_fwd(const float* __restrict__ x,
     }
     if (lse) lse[row] = m + logf(l);
     if (delta) {
-        const float* g = a.g;
+        const EVO_ACT* g = a.g;
         float s = 0.0f;
 #pragma unroll
         for (int j = 0; j < D; j++)
@@ -201,7 +207,8 @@ static __device__ __forceinline__ void evo_attn_bwd_dq(const float* __restrict__
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, i = vg.bx * EVO_ATT_ROWS + threadIdx.x;
     const bool live = i < P;
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v, *g = a.g;
     const long long base = a.base, row = a.rows + i;
     const float li = live ? lse[row] : 0.0f, di = live ? delta[row] : 0.0f;
 
@@ -246,7 +253,8 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, t = vg.bx * EVO_ATT_ROWS + threadIdx.x;  // this thread's key
     const bool live = t < P;
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v, *g = a.g;
     const long long base = a.base, rows = a.rows;
 
     float kt[D], vt[D], dk[D], dv[D];
@@ -293,6 +301,8 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 // attention_bwd_dq_d<D>, attention_bwd_dkdv_d<D>. The host picks D =
 // evo_attn_cap(d) (cuda.attnCap).
 //
+#endif  // the plain float32 kernels
+
 // attention_fwd_d<D>(x, y, lse, dy, delta, C, P, heads): y (if not null) =
 // the attention output, lse (if not null) = each query's log-sum-exp of the
 // scaled scores, delta (if not null; then dy is read) = do_i . o_i; lse and
@@ -309,18 +319,20 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 // into one launch: at 16x16 and 8x8 one candidate's grid is too small to
 // fill a GPU. Every name needs its EVO_PARAMS_ entry, one of the two lists
 // here.
+// x, y, dy and dx are activations (EVO_ACT); lse and delta stay float32.
+// The bodies use the namespace-scope dynamic shared memory smem
+// (evo_cuda.h), as this file is compiled in two passes.
 #define EVO_ATT_FWD_PARAMS(X)                                                                             \
-    X(const float* __restrict__, x) X(float* __restrict__, y) X(float* __restrict__, lse)                 \
-    X(const float* __restrict__, dy) X(float* __restrict__, delta) X(int, C) X(int, P) X(int, heads)
+    X(const EVO_ACT* __restrict__, x) X(EVO_ACT* __restrict__, y) X(float* __restrict__, lse)             \
+    X(const EVO_ACT* __restrict__, dy) X(float* __restrict__, delta) X(int, C) X(int, P) X(int, heads)
 #define EVO_ATT_BWD_PARAMS(X)                                                                             \
-    X(const float* __restrict__, x) X(const float* __restrict__, dy) X(const float* __restrict__, lse)    \
-    X(const float* __restrict__, delta) X(float* __restrict__, dx) X(int, C) X(int, P) X(int, heads) X(int, set)
-#define EVO_ATT_ONE(NAME, CALL)         \
-    EVO_BODY(NAME) {                    \
-        EVO_UNPACK(NAME);               \
-        extern __shared__ float smem[]; \
-        CALL;                           \
-    }                                   \
+    X(const EVO_ACT* __restrict__, x) X(const EVO_ACT* __restrict__, dy) X(const float* __restrict__, lse) \
+    X(const float* __restrict__, delta) X(EVO_ACT* __restrict__, dx) X(int, C) X(int, P) X(int, heads) X(int, set)
+#define EVO_ATT_ONE(NAME, CALL) \
+    EVO_BODY(NAME) {            \
+        EVO_UNPACK(NAME);       \
+        CALL;                   \
+    }                           \
     EVO_KERNELS(NAME);
 #define EVO_ATT_KERNEL_SET(NAME, IMPL, D)                                                                       \
     EVO_ATT_ONE(NAME##_fwd_d##D, IMPL##_fwd<D>(x, y, lse, dy, delta, C, P, heads, smem, g))                     \
@@ -343,19 +355,21 @@ static __device__ __forceinline__ void evo_attn_bwd_dkdv(const float* __restrict
 #define EVO_PARAMS_attention_bwd_dkdv_d64 EVO_ATT_BWD_PARAMS
 #define EVO_ATT_KERNELS(D) EVO_ATT_KERNEL_SET(attention, evo_attn, D)
 
+#ifndef EVO_BF16_PASS
 EVO_ATT_KERNELS(4)
 EVO_ATT_KERNELS(8)
 EVO_ATT_KERNELS(16)
 EVO_ATT_KERNELS(32)
 EVO_ATT_KERNELS(64)
+#endif
 
 // attention_delta(y, dy, delta, N, C, P, heads): delta_i = do_i . o_i for
 // every query of every head, from the stored output y (what
 // attention_fwd computes with delta set, without recomputing the
 // attention): for a backward whose forward saved lse. Grid-stride over
 // N*heads*P, consecutive threads on consecutive positions.
-#define EVO_PARAMS_attention_delta(X)                                                                     \
-    X(const float* __restrict__, y) X(const float* __restrict__, dy) X(float* __restrict__, delta) X(int, N) \
+#define EVO_PARAMS_attention_delta(X)                                                                         \
+    X(const EVO_ACT* __restrict__, y) X(const EVO_ACT* __restrict__, dy) X(float* __restrict__, delta) X(int, N) \
     X(int, C) X(int, P) X(int, heads)
 EVO_BODY(attention_delta) {
     EVO_UNPACK(attention_delta);
@@ -493,7 +507,7 @@ static __device__ __forceinline__ void evo_tc_mma(evo_tc_acc& c, const FA& a, co
 // stride P), times mul and rounded as evo_tc_round<X3>, into dst[j*LD + t];
 // rows d..D-1 and columns past P are zeros.
 template <int D, int COLS, int LD, bool X3>
-static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __restrict__ src, int d, int P, int c0,
+static __device__ __forceinline__ void evo_tc_stage(float* dst, const EVO_ACT* __restrict__ src, int d, int P, int c0,
                                                     float mul) {
     for (int e = threadIdx.x; e < D * COLS; e += blockDim.x) {
         const int j = e / COLS, t = e % COLS;
@@ -506,8 +520,8 @@ static __device__ __forceinline__ void evo_tc_stage(float* dst, const float* __r
 // rows of each into a1[D/8] and a2[D/8]. The staging area is free again
 // after the caller's next __syncthreads.
 template <int D, bool X3>
-static __device__ __forceinline__ void evo_tc_own2(evo_tc_acol* a1, evo_tc_acol* a2, const float* __restrict__ src1,
-                                                   float mul1, const float* __restrict__ src2, int d, int P, int r0,
+static __device__ __forceinline__ void evo_tc_own2(evo_tc_acol* a1, evo_tc_acol* a2, const EVO_ACT* __restrict__ src1,
+                                                   float mul1, const EVO_ACT* __restrict__ src2, int d, int P, int r0,
                                                    float* smem) {
     evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(smem, src1, d, P, r0, mul1);
     evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(smem + D * EVO_TC_LDR, src2, d, P, r0, 1.0f);
@@ -581,19 +595,19 @@ static __device__ __forceinline__ void evo_tc_accum(evo_tc_acc* acc, const float
 // rows = consecutive positions from p0) to dst[j*P + p], j < d, p < P:
 // stored (set) or added. Consecutive lanes take consecutive positions.
 template <int D>
-static __device__ __forceinline__ void evo_tc_write(float* __restrict__ dst, const float* out, int d, int P, int p0,
+static __device__ __forceinline__ void evo_tc_write(EVO_ACT* __restrict__ dst, const float* out, int d, int P, int p0,
                                                     int set) {
     for (int e = threadIdx.x % EVO_WARP; e < 16 * d; e += EVO_WARP) {
         const int rr = e % 16, j = e / 16, p = p0 + rr;
         if (p >= P) continue;
-        float* o = dst + (long long)j * P + p;
+        EVO_ACT* o = dst + (long long)j * P + p;
         *o = set ? out[rr * D + j] : *o + out[rr * D + j];
     }
 }
 
 template <int D, bool X3>
-static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__ x, float* __restrict__ y,
-                                                       float* __restrict__ lse, const float* __restrict__ dy,
+static __device__ __forceinline__ void evo_attn_tc_fwd(const EVO_ACT* __restrict__ x, EVO_ACT* __restrict__ y,
+                                                       float* __restrict__ lse, const EVO_ACT* __restrict__ dy,
                                                        float* __restrict__ delta, int C, int P, int heads,
                                                        float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
@@ -604,7 +618,8 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     float* os = qo + warp * 16 * D;            // this warp's output rows
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v;
 
     evo_tc_stage<D, EVO_TC_ROWS, EVO_TC_LDR, X3>(qo, q, d, P, i0, scale);
     __syncthreads();
@@ -666,7 +681,7 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
     const float inv = 1.0f / l;
     const long long row = a.rows + i;
     if (delta) {
-        const float* g = a.g;
+        const EVO_ACT* g = a.g;
         float s = 0.0f;
         if (i < P)
             for (int j = (lane & 1) * (D / 2); j < (lane & 1) * (D / 2) + D / 2 && j < d; j++)
@@ -686,9 +701,9 @@ static __device__ __forceinline__ void evo_attn_tc_fwd(const float* __restrict__
 }
 
 template <int D, bool X3>
-static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restrict__ x, const float* __restrict__ dy,
+static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const EVO_ACT* __restrict__ x, const EVO_ACT* __restrict__ dy,
                                                           const float* __restrict__ lse,
-                                                          const float* __restrict__ delta, float* __restrict__ dx,
+                                                          const float* __restrict__ delta, EVO_ACT* __restrict__ dx,
                                                           int C, int P, int heads, int set, float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
     float* ks = smem;                 // [D][LDT]; at the start, Q and dO staged in [D][LDR] each
@@ -697,7 +712,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
     float* ps = vs + D * EVO_TC_LDT + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, i0 = vg.bx * EVO_TC_ROWS, w0 = i0 + warp * 16;
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v, *g = a.g;
     const long long base = a.base;
 
     evo_tc_acol qa[D / 8], ga[D / 8];
@@ -740,11 +756,11 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dq(const float* __restric
 }
 
 template <int D, bool X3>
-static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restrict__ x,
-                                                            const float* __restrict__ dy,
+static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const EVO_ACT* __restrict__ x,
+                                                            const EVO_ACT* __restrict__ dy,
                                                             const float* __restrict__ lse,
                                                             const float* __restrict__ delta,
-                                                            float* __restrict__ dx, int C, int P, int heads, int set,
+                                                            EVO_ACT* __restrict__ dx, int C, int P, int heads, int set,
                                                             float* smem, const evo_grid& vg) {
     const int warp = threadIdx.x / EVO_WARP, lane = threadIdx.x % EVO_WARP;
     float* qs = smem;                 // [D][LDT] queries (scaled); at the start, K and V staged
@@ -755,7 +771,8 @@ static __device__ __forceinline__ void evo_attn_tc_bwd_dkdv(const float* __restr
     float* ps = dt + EVO_TC_TILE + 4 * EVO_TC_WTILE + warp * EVO_TC_WTILE;  // dP^T, then dS^T
     const evo_attn_head a = evo_attn_at(x, dy, C, P, heads, vg);
     const int d = a.d, t0b = vg.bx * EVO_TC_ROWS, w0 = t0b + warp * 16;  // this block's, this warp's first key
-    const float scale = a.scale, *q = a.q, *k = a.k, *v = a.v, *g = a.g;
+    const float scale = a.scale;
+    const EVO_ACT *q = a.q, *k = a.k, *v = a.v, *g = a.g;
     const long long base = a.base, rows = a.rows;
 
     evo_tc_acol ka[D / 8], va[D / 8];

@@ -171,10 +171,10 @@ EVO_BODY(strided_scatter_add) {
 EVO_KERNELS(strided_scatter_add);
 
 // act_widen and act_narrow move activations between their storage type and
-// float32 for the ops that compute on float32 copies (attention, whose
-// cost is its products, not its bytes): act_widen writes dst = src as
-// float32, act_narrow dst = src (set) or dst += src, rounded to the
-// storage type. In the float32 pass they are plain copies and adds.
+// float32 for the ops that compute on float32 copies (attention at FP32
+// precision, whose float32 kernels have no bfloat16 twins): act_widen
+// writes dst = src as float32, act_narrow dst = src (set) or dst += src,
+// rounded to the storage type. In the float32 pass they are plain copies and adds.
 #define EVO_PARAMS_act_widen(X) X(const EVO_ACT* __restrict__, src) X(float* __restrict__, dst) X(long long, n)
 EVO_BODY(act_widen) {
     EVO_UNPACK(act_widen);
