@@ -632,6 +632,11 @@ func TestSearchWorkersNATSInProcess(t *testing.T) {
 		t.Errorf("search id %q after the resume, was %q", again["search-id"], opts["search-id"])
 	}
 	checkOneForOne(t, out, 0)
+	// And once more in this process alone: the recorded arithmetic is
+	// adopted whatever the device and the workers.
+	if code, _, stderr := runCLI("search", "--output", out, "--resume", "--generations", "5"); code != 0 {
+		t.Fatalf("resume without workers: exit %d: %s", code, stderr)
+	}
 }
 
 // TestDistWorkerCudaEmu: a worker with --device cuda-emu trains the tasks it

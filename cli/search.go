@@ -144,14 +144,13 @@ func runSearch(c *ucli.Context) error {
 	// A GPU's arithmetic changes what a fitness means too (bf16 storage
 	// moves proxy losses by a few percent); it is recorded only when it is
 	// not the float32 default, so checkpoints written before it was
-	// recorded still resume. A distributed search hands it to its GPU
-	// workers with every task.
+	// recorded still resume, and whatever the device, so that a search
+	// resumes on another one (a distributed search hands it to its GPU
+	// workers with every task).
 	parallel, remote := searchWorkers(c)
-	if c.String(deviceFlag.Name) != "cpu" || remote {
-		for _, f := range gpuArithFlags {
-			if v := c.String(f.Name); v != f.Value {
-				settings[f.Name] = v
-			}
+	for _, f := range gpuArithFlags {
+		if v := c.String(f.Name); v != f.Value {
+			settings[f.Name] = v
 		}
 	}
 	options := map[string]string{}

@@ -66,8 +66,10 @@ func TestConformanceAttention3xTF32(t *testing.T) {
 }
 
 // TestConformanceAttentionBF16 holds the tensor-core attention's bfloat16
-// twins (attention_tc_*_bf16, attention_tc3_*_bf16, attention_delta_bf16)
-// to the reference on the same rounded inputs: at TF32 within TF32's
+// twins (attention_tc_*_bf16, attention_tc3_*_bf16; attention_delta_bf16,
+// which only a training step that kept its forward's output runs, is
+// held to the CPU in TestPopulationBF16) to the reference on the same
+// rounded inputs: at TF32 within TF32's
 // tolerance plus bfloat16's, at 3xTF32 within bfloat16's (float32-like
 // products, then one rounding per stored value). It checks that the twins
 // ran, and that no float32 copies were made (act_widen, act_narrow).

@@ -179,6 +179,8 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 		switch {
 		case k == "gemm_strided":
 			out = append(out, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
+		case k == "attention_delta": // plain on FP32's float32 copies, the twin at TF32 and 3xTF32
+			out = append(out, k, k+bf16Suffix)
 		case slices.Contains(bf16Twins, k), slices.Contains(attnBF16Kernels(), k+bf16Suffix):
 			out = append(out, k+bf16Suffix)
 		default: // attention at FP32 precision: float32 kernels on float32 copies
@@ -924,7 +926,8 @@ func (c *call) launchBackward(op nets.OpKind, a *nets.Args, t *opTensors) {
 				y = t.out
 			}
 			// With lseSaved the forward ran just before in the same step
-			// and left its float32 copies in the node's scratch.
+			// (and, on float32 copies at FP32 precision with bfloat16
+			// activations, left its copies in the node's scratch).
 			c.attention(a, in[0], y, dout, din[0], t.scratch[0], t.scratch[1], t.set(0), attnF32(t), t.lseSaved)
 		}
 	default:

@@ -993,12 +993,13 @@ func TrainPopulation(ctx context.Context, d Driver, train, val *data.Dataset, ca
 		}
 	}
 	// Attention on the tensor cores runs only after it has agreed with the
-	// float32 kernels on this device (once per driver and precision).
+	// float32 kernels on this device (once per driver, precision and
+	// storage: at BF16 the kernels' bfloat16 twins are checked).
 	if opt.Precision != FP32 && slices.ContainsFunc(cands, func(pc PopCandidate) bool {
 		return slices.ContainsFunc(pc.Graph.Nodes, func(nd nets.Node) bool { return nd.Op == nets.OpAttention })
 	}) {
 		t0 := time.Now()
-		if err := CheckPrecision(d, opt.Precision); err != nil {
+		if err := CheckPrecision(d, opt.Precision, opt.Storage); err != nil {
 			return nil, stats, fmt.Errorf("%w: %w", ErrPopulation, err)
 		}
 		start = start.Add(time.Since(t0)) // not the population's time

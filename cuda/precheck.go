@@ -14,14 +14,15 @@ import (
 // with the float32 kernels on this device (CheckPrecision).
 var ErrPrecisionCheck = errors.New("cuda: precision self-check failed")
 
-// precisionChecks caches CheckPrecision's verdicts per driver and
-// precision: a pass, or results that disagree (not an error that kept the
+// precisionChecks caches CheckPrecision's verdicts per driver, precision
+// and storage: a pass, or results that disagree (not an error that kept the
 // check from running, such as a full device, which may pass later).
 var precisionChecks sync.Map // precisionKey -> error (nil: passed)
 
 type precisionKey struct {
-	d Driver
-	p Precision
+	d  Driver
+	p  Precision
+	st Storage
 }
 
 // precisionTols are how far, as atol + rtol*|float32's|, a precision's
@@ -31,8 +32,23 @@ type precisionKey struct {
 // deviation seen through the emulator).
 var precisionTols = map[Precision][2]float64{TF32: {3e-3, 1e-2}, TF32x3: {1e-4, 1e-4}}
 
+// bf16Tols are added to a precision's tolerance when activations are
+// stored as bfloat16: both sides see the same rounded inputs, and the
+// bfloat16 kernels round each stored value once more (and form the
+// backward's delta from the rounded output). The conformance suite's
+// tolerance for bfloat16 (TestConformanceBF16): two roundings of 2^-8.
+var bf16Tols = [2]float64{2e-3, 8e-3}
+
 // errNotRun marks a check that could not run (not a verdict).
 var errNotRun = errors.New("did not run")
+
+// PrecisionRefused reports whether err holds CheckPrecision's verdict that
+// this device does not run a precision's kernels as they were checked (or
+// has none), as opposed to a check that could not run, which may pass
+// later: work at that precision should go to another device.
+func PrecisionRefused(err error) bool {
+	return errors.Is(err, ErrPrecisionCheck) && !errors.Is(err, errNotRun)
+}
 
 // CheckPrecision runs attention forward and backward at precision p and at
 // FP32 on d, on small random inputs that reach every tensor-core head-size
@@ -42,25 +58,29 @@ var errNotRun = errors.New("did not run")
 // missing (a build or a device older than sm_80). The tensor-core kernels
 // have been checked through the emulator's model of wmma; this is the
 // check, on the device itself, that the hardware agrees, made before any
-// training relies on them. A verdict is cached per driver and precision
-// (an error that kept the check from running is not). FP32 always passes.
-func CheckPrecision(d Driver, p Precision) error {
+// training relies on them. With BF16 storage it checks the kernels'
+// bfloat16 twins (attention_tc_*_bf16, which training at that storage
+// runs) against the float32 kernels on the same rounded inputs, at the
+// precision's tolerance plus bf16Tols. A verdict is cached per driver,
+// precision and storage (an error that kept the check from running is
+// not). FP32 always passes.
+func CheckPrecision(d Driver, p Precision, st Storage) error {
 	if p == FP32 {
 		return nil
 	}
-	key := precisionKey{d, p}
+	key := precisionKey{d, p, st}
 	if v, ok := precisionChecks.Load(key); ok {
 		err, _ := v.(error)
 		return err
 	}
-	err := checkPrecision(d, p)
+	err := checkPrecision(d, p, st)
 	if !errors.Is(err, errNotRun) {
 		precisionChecks.Store(key, err)
 	}
 	return err
 }
 
-func checkPrecision(d Driver, p Precision) error {
+func checkPrecision(d Driver, p Precision, st Storage) error {
 	tol, ok := precisionTols[p]
 	if !ok {
 		return fmt.Errorf("%w: %s: no tolerance for this precision", ErrPrecisionCheck, p)
@@ -69,6 +89,10 @@ func checkPrecision(d Driver, p Precision) error {
 	defer ref.Close()
 	defer got.Close()
 	got.SetPrecision(p)
+	got.SetStorage(st)
+	if st == BF16 {
+		tol = [2]float64{tol[0] + bf16Tols[0], tol[1] + bf16Tols[1]}
+	}
 	// head size d and heads; P = h*w positions
 	// The last is proxy-50's attention: 1,024 positions, where the tensor
 	// cores' own rounding in long sums would show on a GPU (the emulator
@@ -82,6 +106,10 @@ func checkPrecision(d Driver, p Precision) error {
 			return fmt.Errorf("%w: %v", ErrPrecisionCheck, err)
 		}
 		have, _ := attentionArgs(uint64(17+i), c.n, at, in)
+		if st == BF16 { // float32's kernels on what bfloat16 storage holds
+			RoundBF16(want.In[0])
+			RoundBF16(want.DOut)
+		}
 		for _, run := range []struct {
 			b *Backend
 			a *nets.Args
@@ -93,8 +121,8 @@ func checkPrecision(d Driver, p Precision) error {
 			switch {
 			case err != nil && errors.Is(err, ErrUnknownKernel):
 				// a verdict: this build or device has no such kernels
-				return fmt.Errorf("%w: %s attention (head size %d): %v (the tensor-core kernels need sm_80 or newer: train at fp32)",
-					ErrPrecisionCheck, run.b.Precision(), c.d, err)
+				return fmt.Errorf("%w: %s attention on %s activations (head size %d): %v (the tensor-core kernels need sm_80 or newer, and a fatbin that has them: train at fp32)",
+					ErrPrecisionCheck, run.b.Precision(), run.b.Storage(), c.d, err)
 			case err != nil:
 				return fmt.Errorf("%w: %s attention (head size %d) %w: %v", ErrPrecisionCheck, run.b.Precision(), c.d, errNotRun, err)
 			}
@@ -106,8 +134,8 @@ func checkPrecision(d Driver, p Precision) error {
 			for i, w := range part.want {
 				diff := math.Abs(float64(part.have[i] - w))
 				if !(diff <= tol[0]+tol[1]*math.Abs(float64(w))) {
-					return fmt.Errorf("%w: %s attention's %s (head size %d, %d positions) is %g at [%d], float32's %g: this device does not run the tensor-core kernels as they were checked: train at fp32 instead",
-						ErrPrecisionCheck, p, part.what, c.d, c.h*c.w, part.have[i], i, w)
+					return fmt.Errorf("%w: %s attention's %s (head size %d, %d positions, %s activations) is %g at [%d], float32's %g: this device does not run the tensor-core kernels as they were checked: train at fp32 instead",
+						ErrPrecisionCheck, p, part.what, c.d, c.h*c.w, st, part.have[i], i, w)
 				}
 			}
 		}

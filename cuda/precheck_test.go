@@ -51,37 +51,47 @@ func (d *failLaunches) Launch(kernel string, grid, block Dim3, shared int, s Str
 }
 
 // TestCheckPrecision: the tensor-core attention passes its self-check on
-// the emulator at both precisions (and FP32 trivially); a device that
-// does not run one of its kernels fails it, with an error that names the
-// precision and says to use fp32, and population training at that
-// precision then refuses to start, while a population without attention
-// and FP32 training go on.
+// the emulator at both precisions and both storages (and FP32 trivially);
+// a device that does not run one of its kernels fails it, with an error
+// that names the precision and says to use fp32, and population training
+// at that precision then refuses to start, while a population without
+// attention and FP32 training go on. At BF16 the check runs the bfloat16
+// twins: a device that does not run those fails it even where the
+// float32-storage kernels pass.
 func TestCheckPrecision(t *testing.T) {
 	d := testDriver(t)
-	for _, p := range []Precision{FP32, TF32, TF32x3} {
-		if err := CheckPrecision(d, p); err != nil {
-			t.Errorf("%s on the emulator: %v", p, err)
+	for _, st := range []Storage{F32, BF16} {
+		for _, p := range []Precision{FP32, TF32, TF32x3} {
+			if err := CheckPrecision(d, p, st); err != nil {
+				t.Errorf("%s at %s storage on the emulator: %v", p, st, err)
+			}
 		}
 	}
 	for _, c := range []struct {
 		prefix string
 		p      Precision
-	}{{"attention_tc3_bwd_dq", TF32x3}, {"attention_tc_fwd", TF32}} {
+		st     Storage
+	}{{"attention_tc3_bwd_dq", TF32x3, F32}, {"attention_tc_fwd", TF32, F32}, {"attention_tc_bwd_dkdv_d16_bf16", TF32, BF16}} {
 		bad := &dropLaunches{Driver: d, prefix: c.prefix}
-		err := CheckPrecision(bad, c.p)
+		err := CheckPrecision(bad, c.p, c.st)
 		if !errors.Is(err, ErrPrecisionCheck) || !strings.Contains(err.Error(), c.p.String()+" attention's") || !strings.Contains(err.Error(), "train at fp32 instead") {
-			t.Errorf("%s without %s*: err %v", c.p, c.prefix, err)
+			t.Errorf("%s at %s without %s*: err %v", c.p, c.st, c.prefix, err)
 		}
-		t.Logf("%s without %s*: %v", c.p, c.prefix, err)
-		if again := CheckPrecision(bad, c.p); again != err {
+		t.Logf("%s at %s without %s*: %v", c.p, c.st, c.prefix, err)
+		if again := CheckPrecision(bad, c.p, c.st); again != err {
 			t.Errorf("second check: %v, want the cached %v", again, err)
+		}
+		if c.st == BF16 {
+			if err := CheckPrecision(bad, c.p, F32); err != nil {
+				t.Errorf("%s at fp32 storage without %s*, which it does not run: %v", c.p, c.prefix, err)
+			}
 		}
 	}
 	// A check that could not run (here: the kernel's launches fail, as
 	// they would on a full device) is not a verdict: it is not cached.
 	failing := &failLaunches{Driver: d, prefix: "attention_tc_"}
 	for i := 0; i < 2; i++ {
-		if err := CheckPrecision(failing, TF32); !errors.Is(err, ErrPrecisionCheck) || !strings.Contains(err.Error(), "did not run") {
+		if err := CheckPrecision(failing, TF32, F32); !errors.Is(err, ErrPrecisionCheck) || !strings.Contains(err.Error(), "did not run") {
 			t.Errorf("launches failing, try %d: err %v", i, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
@@ -752,5 +754,65 @@ func TestBatchWorkerGPUSpec(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Contains(batches, "fp32 precision, bf16 activations") || !slices.Contains(batches, "the worker's own") {
 		t.Errorf("batches trained with %q, want one for each search's arithmetic", batches)
+	}
+}
+
+// refusingEvaluator fails as a GPU whose tensor-core kernels failed their
+// self-check does.
+type refusingEvaluator struct{}
+
+func (refusingEvaluator) Evaluate(context.Context, int, []evo.Candidate) ([]evo.Result, error) {
+	return nil, fmt.Errorf("%w: tf32 attention's output is NaN (test)", cuda.ErrPrecisionCheck)
+}
+
+// TestWorkerRefusesArithmetic: a batching worker whose device refuses the
+// tasks' arithmetic hands them back without a result, takes no more, and
+// its Run returns the verdict; another worker then trains them.
+func TestWorkerRefusesArithmetic(t *testing.T) {
+	r := newRig(t, fastTunables())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ev := r.evaluator(t, "tc")
+	ev.GPU = &GPUSpec{Precision: "tf32", Storage: "bf16"}
+	wait := evaluateAsync(ctx, ev, testCands(3, 4))
+	if !eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 3 }) {
+		t.Fatalf("the 3 tasks were not queued")
+	}
+	nc, err := r.eng.Connect("refusing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	q, err := OpenQueue(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, va := testData(t)
+	bad := &Worker{Queue: q, ID: "old-gpu", Batch: true, Slots: 8, FetchWait: 200 * time.Millisecond, Logf: t.Logf,
+		Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
+		NewEvaluator: func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, _ *GPUSpec) evo.Evaluator {
+			return refusingEvaluator{}
+		}}
+	runErr := bad.Run(ctx)
+	if !errors.Is(runErr, cuda.ErrPrecisionCheck) || !strings.Contains(runErr.Error(), "old-gpu cannot train") {
+		t.Errorf("refusing worker's Run: %v", runErr)
+	}
+	if s := bad.Stats(); s.Returned == 0 || s.Failed != 0 || s.Trained != 0 {
+		t.Errorf("refusing worker: %+v, want tasks handed back, none failed or trained", s)
+	}
+	r.startWorkers(t, 1, func(w *Worker) {
+		w.Batch, w.Slots = true, 8
+		w.NewEvaluator = func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, gpu *GPUSpec) evo.Evaluator {
+			return specEvaluator{gpu}
+		}
+	})
+	res, err := wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Status != nets.StatusOK || r.Fitness != 0.25 {
+			t.Errorf("candidate %d: %+v, want trained by the second worker", i, r)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/naturecast/evosearch/cuda"
 	"github.com/naturecast/evosearch/data"
 	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
@@ -67,9 +68,10 @@ type Worker struct {
 	cache      dataCache
 	busy       atomic.Int64
 	draining   atomic.Bool
-	calls      atomic.Int64 // process calls in flight
-	stuck      atomic.Int64 // of those, calls whose training was reported hung
-	lastActive atomic.Int64 // unix nanoseconds
+	calls      atomic.Int64          // process calls in flight
+	stuck      atomic.Int64          // of those, calls whose training was reported hung
+	refused    atomic.Pointer[error] // the device's verdict on an arithmetic it cannot train
+	lastActive atomic.Int64          // unix nanoseconds
 	stats      WorkerStats
 	statsMu    sync.Mutex
 }
@@ -131,10 +133,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Batch {
 		loops, per = 1, slots
 	}
+	var lw sync.WaitGroup
 	for i := 0; i < loops; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); w.loop(ctx, per) }()
+		lw.Add(1)
+		go func() { defer lw.Done(); w.loop(ctx, per) }()
 	}
+	lw.Wait() // cancelled, or drained and what was held is settled
+	cancel()  // the heartbeat and the idle watch stop with the loops
 	wg.Wait()
 	// Naks and acks are plain publishes: make sure they left (nothing can
 	// leave without a server, so do not wait for one then).
@@ -142,6 +147,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err := w.Queue.NC.FlushTimeout(5 * time.Second); err != nil {
 			w.logf("flush at shutdown: %v", err)
 		}
+	}
+	if e := w.refused.Load(); e != nil {
+		return fmt.Errorf("dist: worker %s cannot train the tasks it was given: %w", w.ID, *e)
 	}
 	return nil
 }
@@ -335,6 +343,19 @@ func (w *Worker) train(ctx context.Context, hs []*held) {
 	// first result stored for a task wins).
 	if err != nil && ctx.Err() == nil && errors.Is(evalCtx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("training ran past the task timeout of %s", w.TaskTimeout)
+	}
+	// A GPU that refuses the tasks' arithmetic (a tensor-core precision it
+	// does not run as checked) would fail every such task: hand them to
+	// other workers, take no more, and have Run return the verdict.
+	if err != nil && cuda.PrecisionRefused(err) {
+		w.refused.CompareAndSwap(nil, &err)
+		w.logf("the tasks of %s.%d ask for an arithmetic (%s) this device cannot train: %v; handing them back and taking no more tasks",
+			t0.Search, t0.Generation, t0.GPU, err)
+		for _, h := range hs {
+			w.giveBack(h, "this device cannot train its arithmetic")
+		}
+		w.Drain()
+		return
 	}
 	if err != nil {
 		for _, h := range hs {

@@ -257,6 +257,10 @@ if [ -x "$ctest" ] && [ ${#sanitizer[@]} -gt 0 ]; then
 		"$ctest" -test.run "$san_run" -test.v -test.timeout 80s
 	step synccheck 90 "${sanitizer[@]}" --tool synccheck --error-exitcode 3 \
 		"$ctest" -test.run "$san_run" -test.v -test.timeout 80s
+	# The tensor-core attention's bfloat16 twins (2-byte loads and stores
+	# around float shared memory), at TF32.
+	step memcheck-attention-bf16 90 "${sanitizer[@]}" --tool memcheck --error-exitcode 3 \
+		"$ctest" -test.run '^TestConformanceAttentionBF16$/^tf32$' -test.v -test.timeout 80s
 fi
 
 # --- report.md: overview first, the lines that matter most last -----------------
