@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/naturecast/evosearch/evo"
 	"github.com/naturecast/evosearch/nets"
 )
 
@@ -55,8 +56,13 @@ func TestSearchDeviceCudaEmu(t *testing.T) {
 func TestSearchGPUStorageBF16(t *testing.T) {
 	dir := t.TempDir()
 	cpu, gpu := filepath.Join(dir, "cpu"), filepath.Join(dir, "gpu")
-	if code, _, stderr := runCLI(tinySearch(cpu, "--generations", "1", "--popsize", "2")...); code != 0 {
+	// A GPU flag does nothing on the CPU and is not recorded there, so it
+	// neither binds a resume nor keeps a warm start from reusing results.
+	if code, _, stderr := runCLI(tinySearch(cpu, "--generations", "1", "--popsize", "2", "--gpu-precision", "tf32")...); code != 0 {
 		t.Fatalf("cpu search: exit %d: %s", code, stderr)
+	}
+	if settings, _, _ := evo.ReadSettings(cpu); settings["gpu-precision"] != "" || settings["gpu-storage"] != "" {
+		t.Errorf("a CPU search recorded GPU arithmetic: %v", settings)
 	}
 	code, _, stderr := runCLI(tinySearch(gpu, "--generations", "1", "--popsize", "2", "--device", "cuda-emu", "--gpu-storage", "bf16")...)
 	if code != 0 {

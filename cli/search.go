@@ -113,8 +113,10 @@ func runSearch(c *ucli.Context) error {
 	if out == "" {
 		return usagef("--output is required")
 	}
+	var recorded map[string]string // the settings of the search being resumed
 	if c.Bool("resume") {
-		if err := adoptRecordedSettings(c, out); err != nil {
+		var err error
+		if recorded, err = adoptRecordedSettings(c, out); err != nil {
 			return err
 		}
 	}
@@ -142,14 +144,16 @@ func runSearch(c *ucli.Context) error {
 		settings[k] = flagText(c, k)
 	}
 	// A GPU's arithmetic changes what a fitness means too (bf16 storage
-	// moves proxy losses by a few percent); it is recorded only when it is
-	// not the float32 default, so checkpoints written before it was
-	// recorded still resume, and whatever the device, so that a search
-	// resumes on another one (a distributed search hands it to its GPU
-	// workers with every task).
+	// moves proxy losses by a few percent). It is recorded when it applies
+	// (a GPU device, or workers, whose GPUs get it with every task), or
+	// when the search being resumed recorded it (so a distributed search
+	// resumes in this process alone), and only when it is not the float32
+	// default, so that checkpoints written before it was recorded, and CPU
+	// searches given a GPU flag that did nothing, still resume.
 	parallel, remote := searchWorkers(c)
 	for _, f := range gpuArithFlags {
-		if v := c.String(f.Name); v != f.Value {
+		applies := c.String(deviceFlag.Name) != "cpu" || remote || recorded[f.Name] != ""
+		if v := c.String(f.Name); v != f.Value && applies {
 			settings[f.Name] = v
 		}
 	}
@@ -258,14 +262,15 @@ func runSearch(c *ucli.Context) error {
 }
 
 // adoptRecordedSettings fills the flags a resuming user left out with the
-// values the search was started with; given flags are compared by evo.Open.
-func adoptRecordedSettings(c *ucli.Context, out string) error {
+// values the search was started with, and returns its recorded settings;
+// given flags are compared by evo.Open.
+func adoptRecordedSettings(c *ucli.Context, out string) (map[string]string, error) {
 	settings, options, err := evo.ReadSettings(out)
 	if errors.Is(err, evo.ErrNoCheckpoint) {
-		return usagef("--resume: %s holds no search to resume (no %s)", out, evo.CheckpointFile)
+		return nil, usagef("--resume: %s holds no search to resume (no %s)", out, evo.CheckpointFile)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, m := range []map[string]string{settings, options} {
 		for name, v := range m {
@@ -273,11 +278,11 @@ func adoptRecordedSettings(c *ucli.Context, out string) error {
 				continue
 			}
 			if err := c.Set(name, v); err != nil {
-				return fmt.Errorf("--resume: %s records %s=%q, which this version cannot read: %w", evo.CheckpointFile, name, v, err)
+				return nil, fmt.Errorf("--resume: %s records %s=%q, which this version cannot read: %w", evo.CheckpointFile, name, v, err)
 			}
 		}
 	}
-	return nil
+	return settings, nil
 }
 
 func hasFlag(c *ucli.Context, name string) bool {

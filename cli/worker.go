@@ -55,7 +55,10 @@ result once. A task carries its architecture, proxy recipe and data settings, so
 is the one the search would have computed itself (on the CPU, bit for bit). With --device cuda the
 tasks a worker holds (--slots) are trained together as one population on the GPU, with the
 arithmetic the search names (its --gpu-precision and --gpu-storage); the worker's own flags apply
-only to tasks of searches from before the task carried them.
+only to tasks of searches from before the task carried them. A GPU that fails the self-check of the
+asked-for precision hands its tasks back (on their last delivery they are recorded failed with its
+verdict), takes no more, and the worker exits 1. Run workers of the search's version: an older one
+rejects every task of a newer search.
 
 While it trains, a worker tells the server it is still working; a worker that dies or hangs has
 its tasks handed to another after the ack wait; so does a training that runs past --task-timeout,
@@ -222,12 +225,13 @@ func runWorker(c *ucli.Context) error {
 	}
 	w.Queue = q
 	logf("queue found (ack wait %s, %d deliveries at most)", q.Tunables.AckWait, q.Tunables.MaxDeliver)
-	if err := w.Run(c.Context); err != nil {
-		return err
-	}
+	runErr := w.Run(c.Context)
 	s := w.Stats()
 	logf("stopped: %d trained, %d already done, %d stored first by another worker, %d rejected, %d failed, %d handed back",
 		s.Trained, s.Skipped, s.Lost, s.Rejected, s.Failed, s.Returned)
+	if runErr != nil {
+		return runErr
+	}
 	if hung.Load() > 0 {
 		return fmt.Errorf("worker %s: a training hung past --task-timeout %s", name, w.TaskTimeout)
 	}

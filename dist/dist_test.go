@@ -767,52 +767,69 @@ func (refusingEvaluator) Evaluate(context.Context, int, []evo.Candidate) ([]evo.
 
 // TestWorkerRefusesArithmetic: a batching worker whose device refuses the
 // tasks' arithmetic hands them back without a result, takes no more, and
-// its Run returns the verdict; another worker then trains them.
+// its Run returns the verdict; another worker then trains them. When the
+// worker that gets their last delivery refuses too, they are recorded
+// failed with the verdict as the reason.
 func TestWorkerRefusesArithmetic(t *testing.T) {
-	r := newRig(t, fastTunables())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ev := r.evaluator(t, "tc")
-	ev.GPU = &GPUSpec{Precision: "tf32", Storage: "bf16"}
-	wait := evaluateAsync(ctx, ev, testCands(3, 4))
-	if !eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 3 }) {
-		t.Fatalf("the 3 tasks were not queued")
-	}
-	nc, err := r.eng.Connect("refusing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	q, err := OpenQueue(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr, va := testData(t)
-	bad := &Worker{Queue: q, ID: "old-gpu", Batch: true, Slots: 8, FetchWait: 200 * time.Millisecond, Logf: t.Logf,
-		Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
-		NewEvaluator: func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, _ *GPUSpec) evo.Evaluator {
-			return refusingEvaluator{}
-		}}
-	runErr := bad.Run(ctx)
-	if !errors.Is(runErr, cuda.ErrPrecisionCheck) || !strings.Contains(runErr.Error(), "old-gpu cannot train") {
-		t.Errorf("refusing worker's Run: %v", runErr)
-	}
-	if s := bad.Stats(); s.Returned == 0 || s.Failed != 0 || s.Trained != 0 {
-		t.Errorf("refusing worker: %+v, want tasks handed back, none failed or trained", s)
-	}
-	r.startWorkers(t, 1, func(w *Worker) {
-		w.Batch, w.Slots = true, 8
-		w.NewEvaluator = func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, gpu *GPUSpec) evo.Evaluator {
-			return specEvaluator{gpu}
+	refusing := func(t *testing.T, ctx context.Context, r *rig, name string) {
+		t.Helper()
+		nc, err := r.eng.Connect(name)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	res, err := wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range res {
-		if r.Status != nets.StatusOK || r.Fitness != 0.25 {
-			t.Errorf("candidate %d: %+v, want trained by the second worker", i, r)
+		defer nc.Close()
+		q, err := OpenQueue(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
 		}
+		w := &Worker{Queue: q, ID: name, Batch: true, Slots: 8, FetchWait: 200 * time.Millisecond, Logf: t.Logf,
+			Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
+			NewEvaluator: func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, _ *GPUSpec) evo.Evaluator {
+				return refusingEvaluator{}
+			}}
+		runErr := w.Run(ctx)
+		if !errors.Is(runErr, cuda.ErrPrecisionCheck) || !strings.Contains(runErr.Error(), name+" cannot train") {
+			t.Errorf("refusing worker's Run: %v", runErr)
+		}
+		if s := w.Stats(); s.Returned+s.Failed != 3 || s.Trained != 0 {
+			t.Errorf("refusing worker %s: %+v, want the 3 tasks handed back or failed, none trained", name, s)
+		}
+	}
+	for _, secondRefuses := range []bool{false, true} {
+		t.Run(fmt.Sprintf("second refuses %v", secondRefuses), func(t *testing.T) {
+			r := newRig(t, fastTunables()) // 2 deliveries
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ev := r.evaluator(t, "tc")
+			ev.GPU = &GPUSpec{Precision: "tf32", Storage: "bf16"}
+			wait := evaluateAsync(ctx, ev, testCands(3, 4))
+			if !eventually(10*time.Second, func() bool { return streamLastSeq(t, r.q) >= 3 }) {
+				t.Fatalf("the 3 tasks were not queued")
+			}
+			refusing(t, ctx, r, "old-gpu")
+			if secondRefuses {
+				refusing(t, ctx, r, "old-gpu-2")
+			} else {
+				r.startWorkers(t, 1, func(w *Worker) {
+					w.Batch, w.Slots = true, 8
+					w.NewEvaluator = func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, gpu *GPUSpec) evo.Evaluator {
+						return specEvaluator{gpu}
+					}
+				})
+			}
+			res, err := wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range res {
+				switch {
+				case secondRefuses && (r.Status != nets.StatusFailed || !strings.Contains(r.Error, "precision self-check failed")):
+					t.Errorf("candidate %d: %+v, want failed with the self-check's verdict", i, r)
+				case !secondRefuses && (r.Status != nets.StatusOK || r.Fitness != 0.25):
+					t.Errorf("candidate %d: %+v, want trained by the second worker", i, r)
+				}
+			}
+		})
 	}
 }

@@ -346,13 +346,18 @@ func (w *Worker) train(ctx context.Context, hs []*held) {
 	}
 	// A GPU that refuses the tasks' arithmetic (a tensor-core precision it
 	// does not run as checked) would fail every such task: hand them to
-	// other workers, take no more, and have Run return the verdict.
+	// other workers (a task on its last delivery is recorded failed with
+	// the verdict), take no more, and have Run return the verdict.
 	if err != nil && cuda.PrecisionRefused(err) {
 		w.refused.CompareAndSwap(nil, &err)
 		w.logf("the tasks of %s.%d ask for an arithmetic (%s) this device cannot train: %v; handing them back and taking no more tasks",
 			t0.Search, t0.Generation, t0.GPU, err)
 		for _, h := range hs {
-			w.giveBack(h, "this device cannot train its arithmetic")
+			if h.delivery >= w.Queue.Tunables.MaxDeliver {
+				w.failed(ctx, h, err)
+			} else {
+				w.giveBack(h, "this device cannot train its arithmetic")
+			}
 		}
 		w.Drain()
 		return

@@ -397,7 +397,7 @@ func settingsDiff(was, now map[string]string) []string {
 	}
 	for k, old := range was {
 		if _, ok := now[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("--%s was %q, now unset (its default)", k, old))
+			diffs = append(diffs, fmt.Sprintf("--%s was %q, now unset (its default, or not a setting of this version)", k, old))
 		}
 	}
 	sort.Strings(diffs)
