@@ -63,10 +63,11 @@ rejects every task of a newer search.
 While it trains, a worker tells the server it is still working; a worker that dies or hangs has
 its tasks handed to another after the ack wait; so does a training that runs past --task-timeout,
 and a worker whose training does not even stop then finishes its other slots and exits 1, for its
-supervisor to replace it. On
-SIGTERM or Ctrl-C it stores what it finished, hands back what it had not, and exits 0. Workers may start before the search: they wait for its
-queue. Environment: NATS_URL and the NATS_CREDS, NATS_NKEY, NATS_CERT, NATS_KEY, NATS_CA of the
-NATS tools; deploy/ holds Slurm and Kubernetes recipes.`,
+supervisor to replace it. On SIGTERM or Ctrl-C it stores what it finished, hands back what it had
+not, and exits 0. Workers may start before the search: they wait for its queue.
+
+Environment: NATS_URL and the NATS_CREDS, NATS_NKEY, NATS_CERT, NATS_KEY, NATS_CA of the NATS
+tools. deploy/ holds Slurm and Kubernetes recipes.`,
 	Flags: append([]ucli.Flag{
 		&ucli.StringFlag{Name: "nats", Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"EVOSEARCH_NATS", "NATS_URL"}, Category: "distributed"},
 		&ucli.StringFlag{Name: "device", Value: "cpu", Usage: "cpu, cuda (GPU 0) or cuda-emu (the GPU code on the CPU emulator: slow, for checking)", EnvVars: []string{"EVOSEARCH_DEVICE"}, Category: "compute"},
