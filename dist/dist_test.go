@@ -139,6 +139,22 @@ func (r *rig) startWorkers(t *testing.T, n int, setup func(*Worker)) []*Worker {
 	return ws
 }
 
+// queue opens the queue on a connection of its own named name, closed
+// when the test ends.
+func (r *rig) queue(t testing.TB, ctx context.Context, name string) *Queue {
+	t.Helper()
+	nc, err := r.eng.Connect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := OpenQueue(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 func (r *rig) evaluator(t *testing.T, search string) *Evaluator {
 	tr, _ := testData(t)
 	return &Evaluator{Queue: r.q, Search: search, Net: testNet(tr), Recipe: testRecipe(), Data: testSpec,
@@ -435,17 +451,8 @@ func TestWorkerShutdownHandsBack(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	wctx, wcancel := context.WithCancel(context.Background())
-	nc, err := r.eng.Connect("quitter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	q, err := OpenQueue(wctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tr, va := testData(t)
-	quitter := &Worker{Queue: q, ID: "quitter", FetchWait: 200 * time.Millisecond,
+	quitter := &Worker{Queue: r.queue(t, wctx, "quitter"), ID: "quitter", FetchWait: 200 * time.Millisecond,
 		Data:       func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
 		BeforeEval: func(*Task) { once.Do(func() { close(started); wcancel() }) }}
 	quitDone := make(chan error, 1)
@@ -774,16 +781,7 @@ func TestWorkerRefusesArithmetic(t *testing.T) {
 	tr, va := testData(t)
 	refusing := func(t *testing.T, ctx context.Context, r *rig, name string) {
 		t.Helper()
-		nc, err := r.eng.Connect(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		q, err := OpenQueue(ctx, nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := &Worker{Queue: q, ID: name, Batch: true, Slots: 8, FetchWait: 200 * time.Millisecond, Logf: t.Logf,
+		w := &Worker{Queue: r.queue(t, ctx, name), ID: name, Batch: true, Slots: 8, FetchWait: 200 * time.Millisecond, Logf: t.Logf,
 			Data: func(DataSpec) (*data.Dataset, *data.Dataset, error) { return tr, va, nil },
 			NewEvaluator: func(_, _ *data.Dataset, _ nets.NetConfig, _ nets.TrainConfig, _ *GPUSpec) evo.Evaluator {
 				return refusingEvaluator{}
