@@ -175,13 +175,14 @@ func (b *Backend) KernelsFor(op nets.OpKind) []string {
 		return ks
 	}
 	var out []string
+	attnTwins := attnBF16Kernels()
 	for _, k := range ks {
 		switch {
 		case k == "gemm_strided":
 			out = append(out, "gemm_strided_fbb", "gemm_strided_bfb", "gemm_strided_bbf")
 		case k == "attention_delta": // plain on FP32's float32 copies, the twin at TF32 and 3xTF32
 			out = append(out, k, k+bf16Suffix)
-		case slices.Contains(bf16Twins, k), slices.Contains(attnBF16Kernels(), k+bf16Suffix):
+		case slices.Contains(bf16Twins, k), slices.Contains(attnTwins, k+bf16Suffix):
 			out = append(out, k+bf16Suffix)
 		default: // attention at FP32 precision: float32 kernels on float32 copies
 			out = append(out, k)
@@ -754,11 +755,7 @@ func (c *call) prepare(op nets.OpKind, a *nets.Args, backward bool) *opTensors {
 		}
 	}
 	for _, sp := range scratchSizes(op, a, backward, c.b.storage, c.b.prec) {
-		if sp.act {
-			t.scratch = append(t.scratch, c.allocAct(sp.n))
-		} else {
-			t.scratch = append(t.scratch, c.alloc(sp.n))
-		}
+		t.scratch = append(t.scratch, c.allocAs(sp.n, sp.act && c.b.storage == BF16))
 	}
 	return t
 }

@@ -72,7 +72,8 @@ func TestConformanceTraining(t *testing.T) {
 // adding c; factorized reduce's data gradient is stored, then added into
 // dx), and atol the roundings of terms that cancel. A kernel that read
 // bfloat16 as float32, or the wrong half of a word, would be off by O(1).
-var bf16Tol = backendtest.Tolerance{Atol: 2e-3, Rtol: 8e-3}
+// The device self-check (CheckPrecision) adds the same bf16Tols.
+var bf16Tol = backendtest.Tolerance{Atol: bf16Tols[0], Rtol: bf16Tols[1]}
 
 // bf16TolOf is bf16Tol, except for an Add of three or more inputs: it
 // stores each partial sum (add2_fwd, then add_acc), and a partial sum of
